@@ -1,0 +1,39 @@
+# emailflow: every setup step lives here. A fresh machine needs only `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
+
+.PHONY: venv lint typecheck unit test demo bench clean
+
+$(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check functions tests benchmarks infra
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test: lint typecheck
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python -m emailflow.local.demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_rewrite.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build

@@ -1,0 +1,52 @@
+"""Lazily created, per-container boto3 clients.
+
+A client is made on first use and cached: cold start pays only for the clients its path needs, and a test's
+``mock_aws()`` is active before any client exists (a client created earlier would bypass it). ``reset_clients``
+drops the cache (tests, local mode).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sesv2 import SESV2Client
+
+# Standard retry mode: exponential back-off with jitter on throttling and 5xx, 3 attempts in all.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+
+@cache
+def _client(service_name: str) -> Any:
+    return boto3.session.Session().client(service_name, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def s3_client() -> S3Client:
+    client: S3Client = _client("s3")
+    return client
+
+
+def dynamodb_client() -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb")
+    return client
+
+
+def sesv2_client() -> SESV2Client:
+    client: SESV2Client = _client("sesv2")
+    return client
+
+
+def secretsmanager_client() -> SecretsManagerClient:
+    client: SecretsManagerClient = _client("secretsmanager")
+    return client
+
+
+def reset_clients() -> None:
+    _client.cache_clear()

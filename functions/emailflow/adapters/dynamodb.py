@@ -1,0 +1,380 @@
+"""DynamoDB: the single table behind ``Directory`` (layout in docs/store.md).
+
+| item             | pk                  | sk                    |
+|------------------|---------------------|-----------------------|
+| service          | ``SVC#<code>``      | ``SVC``               |
+| pair (stats)     | ``SVC#<code>``      | ``PAIR#<user addr>``  |
+| user-code alias  | ``USR#<user code>`` | ``USR``               |
+| delivery claim   | ``DLV#<inbound id>``| ``RCPT#<recipient>``  |
+| sent message     | ``SENT#<ses id>``   | ``SENT``              |
+| ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
+
+Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
+Every write that must happen once is conditional; TTL (``expires_at``) deletion can lag by days, so reads check
+the expiry themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from emailflow.adapters.clients import dynamodb_client
+from emailflow.model import (
+    DeliveryKey,
+    DeliveryState,
+    Direction,
+    Pair,
+    SentMessage,
+    Service,
+    ServiceStatus,
+    Snapshot,
+    ThreadRefs,
+)
+from emailflow.ports import ClaimResult, RelayFault
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+_MAX_BATCH_ATTEMPTS = 5
+
+
+def service_key(code: str) -> Item:
+    return {"pk": {"S": f"SVC#{code}"}, "sk": {"S": "SVC"}}
+
+
+def pair_key(service_code: str, user_address: str) -> Item:
+    return {"pk": {"S": f"SVC#{service_code}"}, "sk": {"S": f"PAIR#{user_address}"}}
+
+
+def alias_key(user_code: str) -> Item:
+    return {"pk": {"S": f"USR#{user_code}"}, "sk": {"S": "USR"}}
+
+
+def delivery_key(delivery: DeliveryKey) -> Item:
+    return {"pk": {"S": f"DLV#{delivery.inbound_message_id}"}, "sk": {"S": f"RCPT#{delivery.recipient}"}}
+
+
+def sent_key(ses_message_id: str) -> Item:
+    return {"pk": {"S": f"SENT#{ses_message_id}"}, "sk": {"S": "SENT"}}
+
+
+def copy_key(original_message_id: str, recipient_key: str) -> Item:
+    """Our copy of an inbound message, by its original id and the relay address it was written to."""
+    return {"pk": {"S": f"MSGID#{original_message_id}"}, "sk": {"S": f"TO#{recipient_key}"}}
+
+
+def _s(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None else str(value["S"])
+
+
+def _n(item: Item, name: str) -> int | None:
+    value = item.get(name)
+    return None if value is None else int(value["N"])
+
+
+def _num(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _service_from(item: Item) -> Service:
+    return Service(
+        code=str(item["pk"]["S"]).removeprefix("SVC#"),
+        addresses=tuple(str(value["S"]) for value in item["addresses"]["L"]),
+        display_name=str(item["display_name"]["S"]),
+        status=ServiceStatus(item["status"]["S"]),
+        context={key: str(value["S"]) for key, value in item.get("context", {}).get("M", {}).items()},
+        created_at=_n(item, "created_at") or 0,
+    )
+
+
+def _service_item(service: Service) -> Item:
+    return {
+        **service_key(service.code),
+        "kind": {"S": "service"},
+        "addresses": {"L": [{"S": address} for address in service.addresses]},
+        "display_name": {"S": service.display_name},
+        "status": {"S": service.status.value},
+        "context": {"M": {key: {"S": value} for key, value in service.context.items()}},
+        "created_at": _num(service.created_at),
+    }
+
+
+def _pair_from(item: Item, service_code: str) -> Pair:
+    return Pair(
+        service_code=service_code,
+        user_address=str(item["sk"]["S"]).removeprefix("PAIR#"),
+        user_code=str(item["user_code"]["S"]),
+        started_at=_n(item, "started_at") or 0,
+        user_messages=_n(item, "user_messages") or 0,
+        service_messages=_n(item, "service_messages") or 0,
+        awaiting_reply_since=_n(item, "awaiting_reply_since"),
+        first_reply_at=_n(item, "first_reply_at"),
+        last_user_message_at=_n(item, "last_user_message_at"),
+        last_service_message_at=_n(item, "last_service_message_at"),
+    )
+
+
+def _sent_from(item: Item) -> SentMessage:
+    return SentMessage(
+        ses_message_id=str(item["ses_message_id"]["S"]),
+        direction=Direction(item["direction"]["S"]),
+        service_code=str(item["service_code"]["S"]),
+        user_code=str(item["user_code"]["S"]),
+        original_sender=str(item["original_sender"]["S"]),
+        original_message_id=_s(item, "original_message_id"),
+        inbound_message_id=str(item["inbound_message_id"]["S"]),
+        sent_at=_n(item, "sent_at") or 0,
+    )
+
+
+class DynamoDirectory:
+    """``Directory`` on one DynamoDB table with string keys ``pk``/``sk`` and TTL attribute ``expires_at``."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._table = table_name
+        self._injected = client
+        self._clock = clock
+
+    @property
+    def _client(self) -> DynamoDBClient:
+        return self._injected or dynamodb_client()
+
+    # -- services ---------------------------------------------------------------------------------------------
+
+    def put_service(self, service: Service) -> bool:
+        try:
+            self._client.put_item(TableName=self._table, Item=_service_item(service),
+                                  ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise RelayFault("could not store the service") from exc
+        return True
+
+    def get_service(self, code: str) -> Service | None:
+        items = self._batch_get([service_key(code)])
+        item = items.get(self._key_of(service_key(code)))
+        return None if item is None else _service_from(item)
+
+    def set_service_status(self, service: Service) -> None:
+        self._call(self._client.update_item, TableName=self._table, Key=service_key(service.code),
+                   UpdateExpression="SET #status = :status", ConditionExpression="attribute_exists(pk)",
+                   ExpressionAttributeNames={"#status": "status"},
+                   ExpressionAttributeValues={":status": {"S": service.status.value}})
+
+    def list_services(self) -> list[Service]:
+        """Every service (a scan filtered to service items: an operator command, not a hot path)."""
+        services: list[Service] = []
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(TableName=self._table, FilterExpression="kind = :kind",
+                                       ExpressionAttributeValues={":kind": {"S": "service"}}):
+            services.extend(_service_from(item) for item in page.get("Items", []))
+        return sorted(services, key=lambda service: (service.created_at, service.code))
+
+    def list_pairs(self, service_code: str) -> list[Pair]:
+        """Every conversation of one service: one Query on the service's partition."""
+        pairs: list[Pair] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self._table, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+                                       ExpressionAttributeValues={":pk": {"S": f"SVC#{service_code}"},
+                                                                  ":p": {"S": "PAIR#"}}):
+            pairs.extend(_pair_from(item, service_code) for item in page.get("Items", []))
+        return pairs
+
+    # -- relay reads ----------------------------------------------------------------------------------------
+
+    def load_for_user_mail(self, service_code: str, user_address: str, delivery: DeliveryKey,
+                           refs: ThreadRefs) -> Snapshot:
+        keys = [service_key(service_code), pair_key(service_code, user_address), delivery_key(delivery)]
+        items = self._batch_get([*keys, *self._thread_keys(refs)])
+        service_item = items.get(self._key_of(keys[0]))
+        pair_item = items.get(self._key_of(keys[1]))
+        return Snapshot(
+            service=None if service_item is None else _service_from(service_item),
+            pair=None if pair_item is None else _pair_from(pair_item, service_code),
+            delivery=self._delivery_state(items.get(self._key_of(keys[2]))),
+            **self._thread_records(items, refs),
+        )
+
+    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
+        keys = [alias_key(user_code), delivery_key(delivery)]
+        items = self._batch_get([*keys, *self._thread_keys(refs)])
+        alias = items.get(self._key_of(keys[0]))
+        state = self._delivery_state(items.get(self._key_of(keys[1])))
+        threads = self._thread_records(items, refs)
+        if alias is None:
+            return Snapshot(delivery=state, **threads)
+        service_code, user_address = str(alias["service_code"]["S"]), str(alias["user_address"]["S"])
+        second = self._batch_get([service_key(service_code), pair_key(service_code, user_address)])
+        service_item = second.get(self._key_of(service_key(service_code)))
+        pair_item = second.get(self._key_of(pair_key(service_code, user_address)))
+        return Snapshot(
+            service=None if service_item is None else _service_from(service_item),
+            pair=None if pair_item is None else _pair_from(pair_item, service_code),
+            delivery=state,
+            **threads,
+        )
+
+    @staticmethod
+    def _thread_keys(refs: ThreadRefs) -> list[Item]:
+        return [*(sent_key(ses_id) for ses_id in refs.ses_ids.values()),
+                *(copy_key(message_id, refs.recipient_key) for message_id in refs.foreign_ids)]
+
+    def _thread_records(self, items: Mapping[tuple[str, str], Item], refs: ThreadRefs) -> dict[str, Any]:
+        sent: dict[str, SentMessage] = {}
+        for ses_id in refs.ses_ids.values():
+            item = items.get(self._key_of(sent_key(ses_id)))
+            if item is not None and not self._expired(item):
+                sent[ses_id] = _sent_from(item)
+        copies: dict[str, SentMessage] = {}
+        for message_id in refs.foreign_ids:
+            item = items.get(self._key_of(copy_key(message_id, refs.recipient_key)))
+            if item is not None and not self._expired(item):
+                copies[message_id] = _sent_from(item)
+        return {"sent": sent, "copies": copies}
+
+    def _delivery_state(self, item: Item | None) -> DeliveryState | None:
+        if item is None or self._expired(item):
+            return None
+        return DeliveryState(item["state"]["S"])
+
+    def _expired(self, item: Item) -> bool:
+        expires_at = _n(item, "expires_at")
+        return expires_at is not None and expires_at <= self._clock()
+
+    # -- relay writes ---------------------------------------------------------------------------------------
+
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+        claim: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {**delivery_key(delivery), "state": {"S": DeliveryState.IN_PROGRESS.value},
+                     "claimed_at": _num(int(self._clock())), "expires_at": _num(expires_at)},
+            # An expired claim (TTL not yet applied) is as good as none.
+            "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+            "ExpressionAttributeValues": {":now": _num(int(self._clock()))},
+        }
+        if new_pair is None:
+            try:
+                self._client.put_item(**claim)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    return ClaimResult.DUPLICATE
+                raise RelayFault("could not claim the delivery") from exc
+            return ClaimResult.CLAIMED
+        pair_item = {
+            **pair_key(new_pair.service_code, new_pair.user_address),
+            "kind": {"S": "pair"},
+            "user_code": {"S": new_pair.user_code},
+            "started_at": _num(new_pair.started_at),
+            "user_messages": _num(0),
+            "service_messages": _num(0),
+        }
+        alias_item = {**alias_key(new_pair.user_code), "kind": {"S": "alias"},
+                      "service_code": {"S": new_pair.service_code}, "user_address": {"S": new_pair.user_address}}
+        new_only = "attribute_not_exists(pk)"
+        try:
+            self._client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self._table, "Item": pair_item, "ConditionExpression": new_only}},
+                {"Put": {"TableName": self._table, "Item": alias_item, "ConditionExpression": new_only}},
+                {"Put": claim},  # type: ignore[typeddict-item]
+            ])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise RelayFault("could not create the pair") from exc
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
+                return ClaimResult.DUPLICATE
+            if len(reasons) == 3 and reasons[0] == "ConditionalCheckFailed":
+                return ClaimResult.PAIR_EXISTS
+            raise RelayFault(f"pair creation cancelled: {reasons}") from exc
+        return ClaimResult.CLAIMED
+
+    def release_delivery(self, delivery: DeliveryKey) -> None:
+        try:
+            self._client.delete_item(TableName=self._table, Key=delivery_key(delivery),
+                                     ConditionExpression="#state = :open", ExpressionAttributeNames={"#state": "state"},
+                                     ExpressionAttributeValues={":open": {"S": DeliveryState.IN_PROGRESS.value}})
+        except (ClientError, BotoCoreError) as exc:
+            raise RelayFault("could not release the delivery claim") from exc
+
+    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
+        self._call(self._client.update_item, TableName=self._table, Key=delivery_key(delivery),
+                   UpdateExpression="SET #state = :state, reason = :reason",
+                   ExpressionAttributeNames={"#state": "state"},
+                   ExpressionAttributeValues={":state": {"S": DeliveryState.REJECTED.value}, ":reason": {"S": reason}})
+
+    def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
+                    sent_expires_at: int) -> None:
+        sent_item: Item = {
+            **sent_key(sent.ses_message_id),
+            "kind": {"S": "sent"},
+            "ses_message_id": {"S": sent.ses_message_id},
+            "direction": {"S": sent.direction.value},
+            "service_code": {"S": sent.service_code},
+            "user_code": {"S": sent.user_code},
+            "original_sender": {"S": sent.original_sender},
+            "inbound_message_id": {"S": sent.inbound_message_id},
+            "sent_at": _num(sent.sent_at),
+            "expires_at": _num(sent_expires_at),
+        }
+        writes: list[Any] = [{"Put": {"TableName": self._table, "Item": sent_item}}]
+        if sent.original_message_id:
+            sent_item["original_message_id"] = {"S": sent.original_message_id}
+            copy_item = {**sent_item, **copy_key(sent.original_message_id, recipient_key), "kind": {"S": "copy"}}
+            writes.append({"Put": {"TableName": self._table, "Item": copy_item}})
+        if sent.direction is Direction.TO_SERVICE:
+            update = ("SET last_user_message_at = :now,"
+                      " awaiting_reply_since = if_not_exists(awaiting_reply_since, :now) ADD user_messages :one")
+        else:
+            update = ("SET last_service_message_at = :now, first_reply_at = if_not_exists(first_reply_at, :now)"
+                      " REMOVE awaiting_reply_since ADD service_messages :one")
+        self._call(self._client.transact_write_items, TransactItems=[
+            {"Update": {"TableName": self._table, "Key": delivery_key(delivery),
+                        "UpdateExpression": "SET #state = :sent, ses_message_id = :ses",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {":sent": {"S": DeliveryState.SENT.value},
+                                                      ":ses": {"S": sent.ses_message_id}}}},
+            *writes,
+            {"Update": {"TableName": self._table, "Key": pair_key(pair.service_code, pair.user_address),
+                        "UpdateExpression": update, "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":now": _num(sent.sent_at), ":one": _num(1)}}},
+        ])
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key_of(key: Item) -> tuple[str, str]:
+        return str(key["pk"]["S"]), str(key["sk"]["S"])
+
+    def _batch_get(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
+        """Strongly consistent BatchGetItem, retrying unprocessed keys with back-off."""
+        found: dict[tuple[str, str], Item] = {}
+        pending: list[Item] = list({self._key_of(key): key for key in keys}.values())
+        for attempt in range(_MAX_BATCH_ATTEMPTS):
+            try:
+                response = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}})
+            except (ClientError, BotoCoreError) as exc:
+                raise RelayFault("could not read from DynamoDB") from exc
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[self._key_of(item)] = item
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
+            pending = list(unprocessed.get(self._table, {}).get("Keys", []))
+            if not pending:
+                return found
+            time.sleep(0.05 * 2**attempt)
+        raise RelayFault("DynamoDB left keys unprocessed")
+
+    @staticmethod
+    def _call(operation: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return operation(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise RelayFault(f"DynamoDB {getattr(operation, '__name__', 'call')} failed") from exc

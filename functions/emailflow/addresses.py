@@ -1,0 +1,104 @@
+"""E-mail addresses: normalisation, the relay's own address format, and log-safe digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from emailflow.codes import CodeBook, CodeKind
+
+MAX_ADDRESS_LENGTH = 254
+"""RFC 5321 section 4.5.3.1.3 (path limit 256, minus the angle brackets)."""
+
+
+class InvalidAddress(ValueError):
+    """Not a usable mailbox address."""
+
+
+def normalise_address(address: str) -> str:
+    """The form an address is stored and compared in: trimmed, lower case, domain in IDNA (punycode).
+
+    The local part is lower-cased too: RFC 5321 lets it be case-sensitive, but no mailbox provider a marketplace
+    meets treats it so, and "John@" and "john@" starting two conversations is the bug users would report.
+    """
+    text = address.strip().strip("<>").strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain or any(char in text for char in " \t\r\n<>,;\x00"):
+        raise InvalidAddress("not an address")
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidAddress("domain is not a valid IDNA name") from exc
+    normalised = f"{local.lower()}@{ascii_domain.lower()}"
+    if len(normalised) > MAX_ADDRESS_LENGTH:
+        raise InvalidAddress("address too long")
+    return normalised
+
+
+def without_subaddress(address: str) -> str:
+    """``jane+listing42@host`` -> ``jane@host``: for matching a registered sender whatever tag it used."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def header_addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of address header values, empty addresses left out."""
+    return [(name, addr) for name, addr in getaddresses(values) if addr]
+
+
+def address_digest(address: str, key: bytes) -> str:
+    """A short keyed digest of an address, for logs: correlates lines without exposing (or letting anyone
+    brute-force from a dictionary) the address itself."""
+    return hmac.new(key, b"log:" + address.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAddress:
+    """A parsed address of this relay: ``<prefix>-<code>[+tag]@<domain>``."""
+
+    kind: CodeKind
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAddressing:
+    """The relay's address scheme: domain and the two prefixes."""
+
+    domain: str
+    service_prefix: str = "service"
+    user_prefix: str = "user"
+
+    def address(self, kind: CodeKind, code: str) -> str:
+        prefix = self.service_prefix if kind is CodeKind.SERVICE else self.user_prefix
+        return f"{prefix}-{code}@{self.domain}"
+
+    def is_relay_domain(self, address: str) -> bool:
+        return address.rpartition("@")[2].lower().rstrip(".") == self.domain
+
+    def split(self, address: str) -> tuple[CodeKind, str] | None:
+        """Kind and (unverified) code text of a relay address, or None if it is not one of ours at all.
+
+        Case and a ``+tag`` are ignored: ``Service-AB12...+hello@Relay.Example`` resolves like the bare address.
+        """
+        local, at, domain = address.strip().strip("<>").rpartition("@")
+        if not at or domain.lower().rstrip(".") != self.domain:
+            return None
+        prefix, dash, code = local.split("+", 1)[0].lower().partition("-")
+        if not dash:
+            return None
+        if prefix == self.service_prefix:
+            return CodeKind.SERVICE, code
+        if prefix == self.user_prefix:
+            return CodeKind.USER, code
+        return None
+
+    def parse(self, address: str, codebook: CodeBook) -> RelayAddress | None:
+        """A verified relay address, or None when it is not ours or its code fails the keyed check."""
+        split = self.split(address)
+        if split is None:
+            return None
+        kind, text = split
+        code = codebook.verify(kind, text)
+        return None if code is None else RelayAddress(kind, code)

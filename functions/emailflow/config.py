@@ -1,0 +1,119 @@
+"""Configuration: one ``Settings`` value read from the environment, once per cold start.
+
+``os.environ`` is read here and nowhere else. Names of AWS resources have no defaults: a function that was deployed
+without them must fail at cold start with a message that names the variable, not send mail to a guessed table.
+Every variable read here is set by ``template.yaml`` (a test checks both directions).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or malformed; raised at cold start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the relay needs to know about its deployment."""
+
+    domain: str
+    brand: str
+    table_name: str
+    inbound_bucket: str
+    inbound_prefix: str
+    configuration_set: str
+    code_secret_arn: str
+    service_prefix: str = "service"
+    user_prefix: str = "user"
+    sent_record_days: int = 90
+    """How long a sent-message record (bounce and threading lookups) is kept."""
+    delivery_record_days: int = 14
+    """How long the idempotency record of one (inbound message, recipient) is kept: longer than any retry."""
+    region: str = "us-east-1"
+    """The function's own region (``AWS_REGION``, set by the Lambda runtime, not by the template)."""
+
+    @property
+    def ses_message_id_domain(self) -> str:
+        """SES sets Message-ID to ``<id>@email.amazonses.com`` in us-east-1 and ``<id>@<region>.amazonses.com``
+        elsewhere (https://docs.aws.amazon.com/ses/latest/dg/header-fields.html: SES overrides Message-ID)."""
+        return "email.amazonses.com" if self.region == "us-east-1" else f"{self.region}.amazonses.com"
+
+
+#: Environment variable -> Settings field. The template test reads this table to prove the wiring both ways.
+ENVIRONMENT_VARIABLES: Mapping[str, str] = {
+    "EMAILFLOW_DOMAIN": "domain",
+    "EMAILFLOW_BRAND": "brand",
+    "EMAILFLOW_TABLE": "table_name",
+    "EMAILFLOW_INBOUND_BUCKET": "inbound_bucket",
+    "EMAILFLOW_INBOUND_PREFIX": "inbound_prefix",
+    "EMAILFLOW_CONFIGURATION_SET": "configuration_set",
+    "EMAILFLOW_CODE_SECRET_ARN": "code_secret_arn",
+    "EMAILFLOW_SERVICE_PREFIX": "service_prefix",
+    "EMAILFLOW_USER_PREFIX": "user_prefix",
+    "EMAILFLOW_SENT_RECORD_DAYS": "sent_record_days",
+    "EMAILFLOW_DELIVERY_RECORD_DAYS": "delivery_record_days",
+}
+RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
+"""Read here but set by the Lambda runtime itself, not by the template."""
+_REQUIRED = ("EMAILFLOW_DOMAIN", "EMAILFLOW_TABLE", "EMAILFLOW_INBOUND_BUCKET", "EMAILFLOW_CONFIGURATION_SET",
+             "EMAILFLOW_CODE_SECRET_ARN")
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> Settings:
+    """Build and validate ``Settings`` from an environment mapping (``os.environ`` in production)."""
+    missing = [name for name in _REQUIRED if not environ.get(name)]
+    if missing:
+        raise ConfigurationError(f"missing required environment variable(s): {', '.join(missing)}")
+    domain = environ["EMAILFLOW_DOMAIN"].strip().lower().rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise ConfigurationError("EMAILFLOW_DOMAIN must be a DNS domain name such as relay.example.com")
+    service_prefix = environ.get("EMAILFLOW_SERVICE_PREFIX", "service").lower()
+    user_prefix = environ.get("EMAILFLOW_USER_PREFIX", "user").lower()
+    for name, prefix in (("EMAILFLOW_SERVICE_PREFIX", service_prefix), ("EMAILFLOW_USER_PREFIX", user_prefix)):
+        if not _PREFIX.match(prefix):
+            raise ConfigurationError(f"{name} must be 1-16 lower-case letters or digits, starting with a letter")
+    if service_prefix == user_prefix:
+        raise ConfigurationError("EMAILFLOW_SERVICE_PREFIX and EMAILFLOW_USER_PREFIX must differ")
+    prefix = environ.get("EMAILFLOW_INBOUND_PREFIX", "inbound/")
+    return Settings(
+        domain=domain,
+        brand=environ.get("EMAILFLOW_BRAND", "").strip() or domain,
+        table_name=environ["EMAILFLOW_TABLE"],
+        inbound_bucket=environ["EMAILFLOW_INBOUND_BUCKET"],
+        inbound_prefix=prefix,
+        configuration_set=environ["EMAILFLOW_CONFIGURATION_SET"],
+        code_secret_arn=environ["EMAILFLOW_CODE_SECRET_ARN"],
+        service_prefix=service_prefix,
+        user_prefix=user_prefix,
+        sent_record_days=_positive_int(environ, "EMAILFLOW_SENT_RECORD_DAYS", 90),
+        delivery_record_days=_positive_int(environ, "EMAILFLOW_DELIVERY_RECORD_DAYS", 14),
+        region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number of days, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive")
+    return value
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from ``os.environ`` on first use (cold start) and cached."""
+    return settings_from_environment(os.environ)

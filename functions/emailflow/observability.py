@@ -1,0 +1,55 @@
+"""The one Logger and Metrics of the process, and every metric name the code emits.
+
+Dimensions are low-cardinality only (direction, reason): never a code or an address. The dashboard and alarms read
+these names; a test proves that every metric they read is one of the constants below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from emailflow.outcomes import Action, RelayOutcome
+
+logger = Logger()
+metrics = Metrics()
+
+MESSAGES_RELAYED = "MessagesRelayed"
+MESSAGES_REJECTED = "MessagesRejected"
+DUPLICATES_SKIPPED = "DuplicatesSkipped"
+CONVERSATIONS_STARTED = "ConversationsStarted"
+FIRST_REPLIES = "FirstReplies"
+RESPONSE_TIME = "ResponseTime"
+
+METRIC_NAMES = frozenset({MESSAGES_RELAYED, MESSAGES_REJECTED, DUPLICATES_SKIPPED, CONVERSATIONS_STARTED,
+                          FIRST_REPLIES, RESPONSE_TIME})
+
+
+def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
+    """Emit the metrics of relay outcomes (flushed by ``@metrics.log_metrics`` at the end of the invocation).
+
+    Per-reason counts go out as one EMF blob per outcome so that the ``Reason`` dimension does not leak onto the
+    other metrics of the invocation.
+    """
+    for outcome in outcomes:
+        if outcome.action is Action.FORWARDED:
+            with_direction = {"Direction": str(outcome.direction)}
+            _single(MESSAGES_RELAYED, 1, MetricUnit.Count, with_direction)
+            if outcome.new_conversation:
+                metrics.add_metric(name=CONVERSATIONS_STARTED, unit=MetricUnit.Count, value=1)
+            if outcome.first_reply:
+                metrics.add_metric(name=FIRST_REPLIES, unit=MetricUnit.Count, value=1)
+            if outcome.response_seconds is not None:
+                metrics.add_metric(name=RESPONSE_TIME, unit=MetricUnit.Seconds, value=outcome.response_seconds)
+        elif outcome.action is Action.DUPLICATE:
+            metrics.add_metric(name=DUPLICATES_SKIPPED, unit=MetricUnit.Count, value=1)
+        else:
+            _single(MESSAGES_REJECTED, 1, MetricUnit.Count, {"Reason": str(outcome.reason)})
+
+
+def _single(name: str, value: float, unit: MetricUnit, dimensions: dict[str, str]) -> None:
+    with single_metric(name=name, unit=unit, value=value, default_dimensions=metrics.default_dimensions) as m:
+        for key, dimension in dimensions.items():
+            m.add_dimension(name=key, value=dimension)

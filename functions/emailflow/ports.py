@@ -1,0 +1,80 @@
+"""The ports the use cases need. Adapters in ``emailflow.adapters`` implement them on AWS; tests use fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Protocol
+
+from emailflow.model import DeliveryKey, Pair, SentMessage, Service, Snapshot, ThreadRefs
+
+
+class RelayFault(RuntimeError):
+    """A fault a retry may cure (throttling, a network error, an S3 read that failed). Never an outcome."""
+
+
+class SendFailed(RelayFault):
+    """The mail service answered with an error (throttling, a service fault): nothing was sent; retry later."""
+
+
+class SendRejected(RuntimeError):
+    """The mail service refused this message for good (e.g. SES ``MessageRejected``); retrying will not help."""
+
+
+class ClaimResult(Enum):
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"
+    """This (inbound message, recipient) was claimed before: another attempt owns it or finished it."""
+    PAIR_EXISTS = "pair_exists"
+    """A concurrent first message created the pair first: read it again and claim without creating."""
+
+
+class MailStore(Protocol):
+    """Where SES put the raw inbound mail."""
+
+    def get_raw(self, key: str) -> bytes: ...
+
+
+class Mailer(Protocol):
+    """Sends raw mail; returns the mail service's message id."""
+
+    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str: ...
+
+
+class Directory(Protocol):
+    """Services, pairs, delivery records and sent-message records."""
+
+    def put_service(self, service: Service) -> bool:
+        """Store a new service; False if its code is taken (the caller draws another)."""
+        ...
+
+    def get_service(self, code: str) -> Service | None: ...
+
+    def set_service_status(self, service: Service) -> None: ...
+
+    def load_for_user_mail(self, service_code: str, user_address: str, delivery: DeliveryKey,
+                           refs: ThreadRefs) -> Snapshot:
+        """Service, pair (if any), delivery state and referenced sent records for mail to a service code."""
+        ...
+
+    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
+        """Pair, its service, delivery state and referenced sent records for mail to a user code."""
+        ...
+
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+        """Atomically mark the delivery in progress and, for a first message, create the pair (both or neither)."""
+        ...
+
+    def release_delivery(self, delivery: DeliveryKey) -> None:
+        """Undo a claim whose send did not happen, so that a retry may claim it again."""
+        ...
+
+    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
+        """Close a claimed delivery that the mail service refused for good."""
+        ...
+
+    def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
+                    sent_expires_at: int) -> None:
+        """After a send: close the delivery, store the sent record (by SES id, and by original id for
+        ``recipient_key``) and update the pair's figures, atomically."""
+        ...

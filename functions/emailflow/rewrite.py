@@ -1,0 +1,192 @@
+"""Header-only rewrite of raw mail: an allow-list of header rules, applied to bytes.
+
+Only the header block is rebuilt; the body is joined back from a ``memoryview`` of the input, so it leaves
+byte-for-byte as it came and is copied exactly once (into the output). The rules are one table, ``HEADER_RULES``,
+documented in docs/rewrite.md. Working from an allow-list is deliberate: relays that strip a block-list of headers
+leak what they forgot and trip over SES rejecting a duplicated header they did not expect
+(https://docs.aws.amazon.com/ses/latest/dg/header-fields.html lists the fields SES allows only once).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.header import Header
+from email.utils import formataddr
+from enum import Enum
+
+from emailflow.message import HeaderField, SplitMessage, decode_words, message_ids, split_message
+
+TRACE_HEADER = "X-Emailflow-Loop"
+"""Our own header on every relayed message: the loop marker (its value is keyed, see ``loops``)."""
+MAX_DISPLAY_NAME = 64
+_MAX_IDS = 20
+"""How many message ids of a References field are kept (the newest): threading needs only the last few."""
+
+
+class HeaderRule(Enum):
+    """What happens to one header field of the inbound message."""
+
+    KEEP_FIRST = "keep the first copy verbatim (SES rejects duplicates); drop later copies"
+    SUBJECT = "keep the first copy; RFC 2047-encode it when it arrived as raw 8-bit text"
+    THREAD_IDS = "keep the first copy with message ids mapped back to the ids the recipient knows"
+    REBUILD = "dropped here and written anew by the relay"
+    DROP = "dropped"
+
+
+HEADER_RULES: Mapping[str, HeaderRule] = {
+    "from": HeaderRule.REBUILD,
+    "to": HeaderRule.REBUILD,
+    "reply-to": HeaderRule.REBUILD,
+    TRACE_HEADER.lower(): HeaderRule.REBUILD,
+    "subject": HeaderRule.SUBJECT,
+    "date": HeaderRule.KEEP_FIRST,
+    "mime-version": HeaderRule.KEEP_FIRST,
+    "in-reply-to": HeaderRule.THREAD_IDS,
+    "references": HeaderRule.THREAD_IDS,
+    # RFC 3834 section 5: responders must not answer auto-submitted mail. Keeping the field is what stops the
+    # recipient's own autoresponder from answering a relayed out-of-office, and so a loop.
+    "auto-submitted": HeaderRule.KEEP_FIRST,
+}
+CONTENT_RULE = HeaderRule.KEEP_FIRST
+"""Every ``Content-*`` field (type, transfer encoding, disposition, ...): the body cannot be read without them."""
+
+
+def rule_for(key: str) -> HeaderRule:
+    """The rule for a lower-case field name; anything not listed is dropped."""
+    if key.startswith("content-"):
+        return CONTENT_RULE
+    return HEADER_RULES.get(key, HeaderRule.DROP)
+
+
+@dataclass(frozen=True, slots=True)
+class RewritePlan:
+    """Everything the rewrite needs to know, decided by the use case."""
+
+    from_display_name: str
+    """The full display name to show (already ``"<name> via <brand>"``); sanitised again here."""
+    from_address: str
+    """The relay address the recipient sees and answers to."""
+    to_address: str
+    """The real recipient."""
+    hidden_addresses: tuple[str, ...]
+    """Real addresses that must not appear anywhere in the output header block (the sender's)."""
+    trace_value: str
+    date: str
+    """A Date value to add when the message has none (RFC 5322 requires one)."""
+    thread_ids: Mapping[str, str | None] = field(default_factory=dict)
+    """Message id -> the id the recipient knows it by (``<...>`` forms); None drops the id. Others are kept."""
+
+
+_ADDRESS_LIKE = re.compile(r"\S*@\S*|<[^>]*>|[<>@]")
+
+
+def sanitise_display_name(name: str, limit: int = MAX_DISPLAY_NAME) -> str:
+    """A display name that is safe to put in a From field: decoded from RFC 2047, without line breaks or control
+    characters, without anything that looks like an address (so "jane@real.example" in a name cannot leak the
+    address or pass for another), whitespace collapsed, and truncated."""
+    text = decode_words(name)
+    text = "".join(" " if unicodedata.category(char)[0] in "CZ" else char for char in text)
+    text = _ADDRESS_LIKE.sub(" ", text)
+    text = " ".join(text.replace('"', "").replace("\\", "").split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "\u2026"
+    return text
+
+
+def relay_display_name(name: str, brand: str) -> str:
+    """``"<name> via <brand>"``, or the brand alone when the sender gave no usable name."""
+    clean = sanitise_display_name(name)
+    return f"{clean} via {brand}" if clean else brand
+
+
+def _address_field(name: str, display: str, address: str, newline: bytes) -> bytes:
+    value = formataddr((sanitise_display_name(display, 2 * MAX_DISPLAY_NAME), address), charset="utf-8")
+    return _folded(name, value, newline)
+
+
+def _folded(name: str, value: str, newline: bytes) -> bytes:
+    """A field with an ASCII-or-not value: plain when ASCII and short, RFC 2047-encoded when not ASCII."""
+    if value.isascii() and len(name) + len(value) < 76:
+        return f"{name}: {value}".encode("ascii")
+    if value.isascii():
+        encoded = Header(value, header_name=name).encode(linesep=newline.decode())
+    else:
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep=newline.decode())
+    return f"{name}: {encoded}".encode("ascii")
+
+
+def _folded_ids(name: bytes, ids: list[str], newline: bytes) -> bytes:
+    """``In-Reply-To`` / ``References`` with one id per line (every id fits: ids are at most 997 bytes)."""
+    return name + b": " + (newline + b" ").join(message_id.encode("ascii", "replace") for message_id in ids)
+
+
+def _normalise_folding(raw: bytes, newline: bytes) -> bytes:
+    """Fold lines of a kept field with the message's own line ending (a mixed CRLF/LF block is a SES reject)."""
+    if b"\n" not in raw:
+        return raw
+    return re.sub(rb"\r?\n", newline, raw)
+
+
+def _mentions(text: str, hidden: tuple[str, ...]) -> bool:
+    lowered = text.lower()
+    return any(address in lowered for address in hidden)
+
+
+def _mask(text: str, hidden: tuple[str, ...], replacement: str) -> str:
+    for address in hidden:
+        text = re.sub(re.escape(address), replacement, text, flags=re.IGNORECASE)
+    return text
+
+
+def _kept_field(header: HeaderField, rule: HeaderRule, plan: RewritePlan, hidden: tuple[str, ...],
+                newline: bytes) -> bytes:
+    name = header.name.decode("ascii")
+    if rule is HeaderRule.THREAD_IDS:
+        mapped = [plan.thread_ids.get(message_id, message_id) for message_id in message_ids(header.text())]
+        ids = [message_id for message_id in mapped if message_id and not _mentions(message_id, hidden)][-_MAX_IDS:]
+        return _folded_ids(header.name, ids, newline) if ids else b""
+    raw_text = header.raw.decode("latin-1")
+    if _mentions(raw_text, hidden) or _mentions(header.decoded_text(), hidden):
+        return _folded(name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
+    if rule is HeaderRule.SUBJECT and not header.raw_value.isascii():
+        return _folded(name, header.text(), newline)
+    return _normalise_folding(header.raw, newline)
+
+
+def rewrite_header_block(split: SplitMessage, plan: RewritePlan) -> bytes:
+    """The new header block, empty line included."""
+    newline = split.newline
+    hidden = tuple(address.lower() for address in plan.hidden_addresses if address)
+    lines = [
+        _address_field("From", plan.from_display_name, plan.from_address, newline),
+        f"To: {plan.to_address}".encode(),
+        f"Reply-To: {plan.from_address}".encode(),
+    ]
+    seen: set[str] = set()
+    for header in split.fields:
+        key = header.key
+        rule = rule_for(key)
+        if rule in (HeaderRule.DROP, HeaderRule.REBUILD) or key in seen:
+            continue
+        seen.add(key)
+        line = _kept_field(header, rule, plan, hidden, newline)
+        if line:
+            lines.append(line)
+    if "date" not in seen:
+        lines.append(f"Date: {plan.date}".encode("ascii"))
+    lines.append(f"{TRACE_HEADER}: {plan.trace_value}".encode("ascii"))
+    return newline.join(lines) + newline + newline
+
+
+def rewrite_headers(raw: bytes, plan: RewritePlan, split: SplitMessage | None = None) -> bytes:
+    """``raw`` with its header block rewritten by ``HEADER_RULES`` and ``plan``; the body bytes untouched.
+
+    Pass ``split`` when the caller already split the message, to avoid walking the header block twice.
+    """
+    parts = split if split is not None else split_message(raw)
+    header_block = rewrite_header_block(parts, plan)
+    # bytes.join copies the body straight from the memoryview into the result: one copy, no intermediate slice.
+    return b"".join((header_block, memoryview(raw)[parts.body_start :]))

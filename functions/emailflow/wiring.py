@@ -1,0 +1,59 @@
+"""Wires the adapters to the use cases, once per container (cold start), from ``Settings``.
+
+Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from emailflow.adapters.clients import reset_clients
+from emailflow.adapters.dynamodb import DynamoDirectory
+from emailflow.adapters.s3 import S3MailStore
+from emailflow.adapters.secrets import load_keyring
+from emailflow.adapters.sesv2 import SesMailer
+from emailflow.addresses import RelayAddressing
+from emailflow.codes import CodeBook, Keyring
+from emailflow.config import Settings, get_settings
+from emailflow.relay import RelayContext
+
+_DAY = 86_400
+
+
+@cache
+def keyring() -> Keyring:
+    return load_keyring(get_settings().code_secret_arn)
+
+
+def addressing(settings: Settings) -> RelayAddressing:
+    return RelayAddressing(settings.domain, settings.service_prefix, settings.user_prefix)
+
+
+@cache
+def directory() -> DynamoDirectory:
+    return DynamoDirectory(get_settings().table_name)
+
+
+@cache
+def relay_context() -> RelayContext:
+    settings = get_settings()
+    ring = keyring()
+    return RelayContext(
+        addressing=addressing(settings),
+        brand=settings.brand,
+        codebook=CodeBook(ring),
+        keyring=ring,
+        directory=directory(),
+        mailer=SesMailer(settings.configuration_set),
+        mail_store=S3MailStore(settings.inbound_bucket, settings.inbound_prefix),
+        sent_record_seconds=settings.sent_record_days * _DAY,
+        delivery_record_seconds=settings.delivery_record_days * _DAY,
+        ses_message_id_domain=settings.ses_message_id_domain,
+    )
+
+
+def reset() -> None:
+    """Forget settings, clients and wiring (tests and local mode, after changing the environment)."""
+    for cached in (get_settings, keyring, directory, relay_context):
+        cached.cache_clear()
+    reset_clients()

@@ -1,0 +1,30 @@
+"""Relay Lambda: invoked by the SES receipt rule (S3 action first, then this Lambda action, ``Event`` type).
+
+Thin by design: parse the event, run the use case, emit metrics. Faults (``RelayFault``) propagate so that Lambda
+retries the event and, when retries are spent, parks it on the on-failure destination (the DLQ).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from emailflow.events import inbound_mails
+from emailflow.observability import logger, metrics, record_outcomes
+from emailflow.relay import relay_messages
+from emailflow.wiring import relay_context
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcomes = relay_messages(inbound_mails(event), relay_context())
+    record_outcomes(outcomes)
+    return {
+        "outcomes": [
+            {"direction": outcome.direction.value if outcome.direction else None,
+             "action": outcome.action.value, "reason": outcome.reason.value, "ses_message_id": outcome.ses_message_id}
+            for outcome in outcomes
+        ]
+    }
