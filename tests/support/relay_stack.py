@@ -14,11 +14,11 @@ import boto3
 from emailflow import wiring
 from emailflow.addresses import RelayAddressing
 from emailflow.config import get_settings
+from emailflow.local.lambda_context import LocalLambdaContext
 from emailflow.local.moto_ses import sent_bytes, sent_messages
 from emailflow.local.stack import LocalStack
 from emailflow.model import Service
 from emailflow.services import register_service, service_address
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.mail import new_message_id, ses_receipt_event
 
 
@@ -69,7 +69,7 @@ class RelayHarness:
         if store:
             boto3.client("s3").put_object(Bucket=settings.inbound_bucket,
                                           Key=f"{settings.inbound_prefix}{message_id}", Body=raw)
-        return self.handler(ses_receipt_event(message_id, recipients, source), FakeLambdaContext())
+        return self.handler(ses_receipt_event(message_id, recipients, source), LocalLambdaContext())
 
     @staticmethod
     def sent() -> list[SentMail]:

@@ -90,6 +90,15 @@ def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any]
         attributes[f"{logical_id}.Arn"] = response["ARN"]
         created.append(logical_id)
 
+    sqs = session.client("sqs")
+    for logical_id in resources_of_type(document, "AWS::SQS::Queue"):
+        name = physical(logical_id)
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        refs[logical_id] = url
+        attributes[f"{logical_id}.Arn"] = f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}"
+        attributes[f"{logical_id}.QueueName"] = name
+        created.append(logical_id)
+
     sesv2 = session.client("sesv2")
     for logical_id in resources_of_type(document, "AWS::SES::ConfigurationSet"):
         name = physical(logical_id)

@@ -1,0 +1,81 @@
+"""Play SES inbound locally: store the raw mail in the inbound bucket and build the receipt event SES would send
+to the relay function (https://docs.aws.amazon.com/ses/latest/dg/receiving-email-action-lambda-event.html)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from emailflow.config import Settings
+from emailflow.message import InboundHeaders, split_message
+
+PASS_VERDICTS: Mapping[str, str] = {"spam": "PASS", "virus": "PASS", "spf": "PASS", "dkim": "PASS", "dmarc": "PASS"}
+
+
+def new_message_id() -> str:
+    """An id shaped like SES's inbound message ids (40 lower-case alphanumerics)."""
+    return secrets.token_hex(20)
+
+
+def receipt_event(raw: bytes, message_id: str, recipients: Sequence[str], envelope_sender: str,
+                  verdicts: Mapping[str, str] = PASS_VERDICTS) -> dict[str, Any]:
+    """The Lambda event of a receipt rule whose S3 action stored ``raw`` under ``message_id``."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    split = split_message(raw)
+    headers = InboundHeaders.read(split)
+    header_list = [{"name": field.name.decode("ascii"), "value": field.text()} for field in split.fields]
+    common: dict[str, Any] = {
+        "returnPath": envelope_sender,
+        "from": [field.text() for field in split.all("from")],
+        "to": [field.text() for field in split.all("to")],
+        "messageId": headers.message_id or "",
+        "subject": headers.subject,
+    }
+    date = split.first("date")
+    if date is not None:
+        common["date"] = date.text()
+    return {"Records": [{
+        "eventSource": "aws:ses",
+        "eventVersion": "1.0",
+        "ses": {
+            "mail": {
+                "timestamp": now,
+                "source": envelope_sender,
+                "messageId": message_id,
+                "destination": list(recipients),
+                "headersTruncated": False,
+                "headers": header_list,
+                "commonHeaders": common,
+            },
+            "receipt": {
+                "timestamp": now,
+                "processingTimeMillis": 1,
+                "recipients": list(recipients),
+                **{f"{name}Verdict": {"status": status} for name, status in verdicts.items()},
+                "action": {"type": "Lambda", "invocationType": "Event",
+                           "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:emailflow-local-relay"},
+            },
+        },
+    }]}
+
+
+@dataclass(frozen=True)
+class LocalInbound:
+    """SES's inbound half: S3 action, then Lambda action (the handler, called in-process)."""
+
+    settings: Settings
+    relay_handler: Callable[[dict[str, Any], Any], dict[str, Any]]
+    lambda_context: Any
+
+    def receive(self, raw: bytes, recipients: Sequence[str], envelope_sender: str,
+                verdicts: Mapping[str, str] = PASS_VERDICTS) -> dict[str, Any]:
+        message_id = new_message_id()
+        boto3.client("s3").put_object(Bucket=self.settings.inbound_bucket,
+                                      Key=f"{self.settings.inbound_prefix}{message_id}", Body=raw)
+        event = receipt_event(raw, message_id, recipients, envelope_sender, verdicts)
+        return self.relay_handler(event, self.lambda_context)

@@ -1,0 +1,145 @@
+"""The DynamoDB adapter's promises on moto: conditional claims, atomic pair creation, counters, expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from emailflow.adapters.dynamodb import DynamoDirectory
+from emailflow.config import get_settings
+from emailflow.local.stack import LocalStack
+from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, SentMessage, Service, ThreadRefs
+from emailflow.ports import ClaimResult
+
+NOW = 1_800_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def directory(stack: LocalStack, clock: Clock) -> DynamoDirectory:
+    return DynamoDirectory(get_settings().table_name, clock=clock)
+
+
+def _pair(user_code: str = "u" * 16) -> Pair:
+    return Pair(service_code="s" * 16, user_address="jane@real.example", user_code=user_code, started_at=NOW)
+
+
+def _refs() -> ThreadRefs:
+    return ThreadRefs(recipient_key="service:" + "s" * 16)
+
+
+def _sent(direction: Direction, ses_id: str, original: str | None = "<orig@real.example>") -> SentMessage:
+    return SentMessage(ses_message_id=ses_id, direction=direction, service_code="s" * 16, user_code="u" * 16,
+                       original_sender="jane@real.example", original_message_id=original,
+                       inbound_message_id="in-1", sent_at=NOW)
+
+
+def test_directory_put_service_refuses_a_taken_code(directory: DynamoDirectory) -> None:
+    # Given a stored service
+    service = Service(code="s" * 16, addresses=("owner@flats.example",), display_name="Flat A")
+    assert directory.put_service(service)
+
+    # When another service with the same code is stored, Then it is refused and the first is intact
+    assert not directory.put_service(Service(code="s" * 16, addresses=("x@y.example",), display_name="Other"))
+    assert directory.get_service("s" * 16) == service
+
+
+def test_directory_claim_twice_is_duplicate(directory: DynamoDirectory) -> None:
+    # Given a claimed delivery
+    delivery = DeliveryKey("in-1", "service-x@relay.example")
+    assert directory.claim_delivery(delivery, None, NOW + 60) is ClaimResult.CLAIMED
+
+    # When it is claimed again, Then it is a duplicate
+    assert directory.claim_delivery(delivery, None, NOW + 60) is ClaimResult.DUPLICATE
+
+
+def test_directory_expired_claim_can_be_claimed_again(directory: DynamoDirectory, clock: Clock) -> None:
+    # Given a claim whose expiry has passed but which TTL has not deleted yet (moto never deletes)
+    delivery = DeliveryKey("in-1", "service-x@relay.example")
+    directory.claim_delivery(delivery, None, NOW + 60)
+    clock.now += 61
+
+    # When it is claimed again, Then the claim succeeds
+    assert directory.claim_delivery(delivery, None, NOW + 200) is ClaimResult.CLAIMED
+
+
+def test_directory_released_claim_can_be_claimed_again(directory: DynamoDirectory) -> None:
+    # Given a claim that was released after a failed send
+    delivery = DeliveryKey("in-1", "service-x@relay.example")
+    directory.claim_delivery(delivery, None, NOW + 60)
+    directory.release_delivery(delivery)
+
+    # When claimed again, Then it succeeds
+    assert directory.claim_delivery(delivery, None, NOW + 60) is ClaimResult.CLAIMED
+
+
+def test_directory_second_first_message_finds_pair_exists(directory: DynamoDirectory) -> None:
+    # Given a pair created by one first message
+    assert directory.claim_delivery(DeliveryKey("in-1", "r"), _pair("a" * 16), NOW + 60) is ClaimResult.CLAIMED
+
+    # When a concurrent first message tries to create the same pair with another code
+    result = directory.claim_delivery(DeliveryKey("in-2", "r"), _pair("b" * 16), NOW + 60)
+
+    # Then it is told the pair exists, its claim was not written, and the first code stands
+    assert result is ClaimResult.PAIR_EXISTS
+    snapshot = directory.load_for_user_mail("s" * 16, "jane@real.example", DeliveryKey("in-2", "r"), _refs())
+    assert snapshot.pair is not None
+    assert snapshot.pair.user_code == "a" * 16
+    assert snapshot.delivery is None
+
+
+def test_directory_record_sent_updates_counters_and_closes_delivery(directory: DynamoDirectory) -> None:
+    # Given a new pair and its first delivery claimed
+    delivery = DeliveryKey("in-1", "r")
+    pair = _pair()
+    directory.claim_delivery(delivery, pair, NOW + 60)
+
+    # When a user message and then a service reply are recorded
+    directory.record_sent(delivery, _sent(Direction.TO_SERVICE, "ses-1"), pair, "service:" + "s" * 16, NOW + 999)
+    reply_delivery = DeliveryKey("in-2", "r2")
+    directory.claim_delivery(reply_delivery, None, NOW + 60)
+    reply = SentMessage(ses_message_id="ses-2", direction=Direction.TO_USER, service_code="s" * 16,
+                        user_code="u" * 16, original_sender="owner@flats.example",
+                        original_message_id="<reply@flats.example>", inbound_message_id="in-2", sent_at=NOW + 90)
+    directory.record_sent(reply_delivery, reply, pair, "user:" + "u" * 16, NOW + 999)
+
+    # Then the pair's figures and the delivery state say so, and both sent records are readable
+    refs = ThreadRefs(recipient_key="service:" + "s" * 16, ses_ids={"<ses-1@x>": "ses-1"},
+                      foreign_ids=("<orig@real.example>",))
+    snapshot = directory.load_for_user_mail("s" * 16, "jane@real.example", delivery, refs)
+    assert snapshot.delivery is DeliveryState.SENT
+    assert snapshot.pair is not None
+    assert (snapshot.pair.user_messages, snapshot.pair.service_messages) == (1, 1)
+    assert snapshot.pair.first_reply_at == NOW + 90
+    assert snapshot.pair.awaiting_reply_since is None
+    assert snapshot.sent["ses-1"].original_message_id == "<orig@real.example>"
+    assert snapshot.copies["<orig@real.example>"].ses_message_id == "ses-1"
+
+
+def test_directory_user_code_lookup_finds_pair_and_service(directory: DynamoDirectory) -> None:
+    # Given a service and a pair
+    service = Service(code="s" * 16, addresses=("owner@flats.example",), display_name="Flat A")
+    directory.put_service(service)
+    directory.claim_delivery(DeliveryKey("in-1", "r"), _pair(), NOW + 60)
+
+    # When mail to the user code is looked up
+    snapshot = directory.load_for_service_mail("u" * 16, DeliveryKey("in-9", "r"), ThreadRefs("user:" + "u" * 16))
+
+    # Then pair and service come back, and an unknown code finds nothing
+    assert snapshot.service == service
+    assert snapshot.pair is not None
+    assert snapshot.pair.user_address == "jane@real.example"
+    unknown = directory.load_for_service_mail("z" * 16, DeliveryKey("in-9", "r"), ThreadRefs("user:" + "z" * 16))
+    assert unknown.pair is None
+    assert unknown.service is None
