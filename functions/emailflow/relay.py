@@ -74,11 +74,17 @@ class _Inbound:
 
 def relay_inbound(mail: InboundMail, context: RelayContext) -> list[RelayOutcome]:
     """Relay one inbound message to each of its relay recipients. Raises only ``RelayFault`` (retry may help)."""
-    recipients = list(dict.fromkeys(recipient.strip().lower() for recipient in mail.recipients))
-    checked = [(recipient, _check_recipient(recipient, context)) for recipient in recipients]
+    checked: dict[str, RelayAddress | Reason] = {}
+    for recipient in mail.recipients:
+        target = _check_recipient(recipient.strip().lower(), context)
+        # One delivery per relay address, whatever its spelling: "service-<code>+tag@" and a look-alike
+        # spelling of the same code are the same recipient and must not produce two copies.
+        key = recipient.strip().lower() if isinstance(target, Reason) else \
+            context.addressing.address(target.kind, target.code)
+        checked.setdefault(key, target)
     inbound: _Inbound | None = None
     outcomes = []
-    for recipient, target in checked:
+    for recipient, target in checked.items():
         if isinstance(target, Reason):
             outcomes.append(_rejected(recipient, target))
             continue
@@ -164,7 +170,8 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, sen
         new_pair = pair = Pair(service_code=service.code, user_address=user_address,
                                user_code=context.codebook.new_code(CodeKind.USER), started_at=now)
     claim = directory.claim_delivery(delivery, new_pair, now + context.delivery_record_seconds)
-    if claim is ClaimResult.PAIR_EXISTS:  # a concurrent first message won the race: use its pair
+    raced = claim is ClaimResult.PAIR_EXISTS
+    if raced:  # a concurrent first message won the race: use its pair
         snapshot = directory.load_for_user_mail(service_code, user_address, delivery, refs)
         if snapshot.pair is None:
             raise RelayFault("pair reported as existing but not found")
@@ -182,7 +189,10 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, sen
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
     )
     outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_SERVICE, user_address, now, context)
-    return replace(outcome, new_conversation=new_pair is not None) if outcome.action is Action.FORWARDED else outcome
+    # A conversation starts with the first user message that is actually sent. A pair can exist without one: the
+    # first attempt created it and then SES refused to send (SendFailed), so the retry reports the start.
+    started = new_pair is not None or (not raced and pair.user_messages == 0)
+    return replace(outcome, new_conversation=started) if outcome.action is Action.FORWARDED else outcome
 
 
 def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, sender: tuple[str, str],

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from emailflow.addresses import RelayAddressing, normalise_address
+from emailflow.addresses import InvalidAddress, RelayAddressing, normalise_address
 from emailflow.codes import CodeBook, CodeKind
 from emailflow.model import Service, ServiceStatus
 from emailflow.ports import Directory
@@ -21,11 +21,21 @@ class ServiceError(ValueError):
 
 
 def register_service(directory: Directory, codebook: CodeBook, addresses: Sequence[str], display_name: str,
-                     context: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time) -> Service:
-    """Create a service with a fresh code. ``addresses``: its real address(es), the first one receives mail."""
+                     context: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time,
+                     relay_domain: str | None = None) -> Service:
+    """Create a service with a fresh code. ``addresses``: its real address(es), the first one receives mail.
+
+    An address in ``relay_domain`` is refused: a service whose "real" address is a relay address would make the
+    relay mail itself (a loop).
+    """
     if not addresses:
         raise ServiceError("a service needs at least one real address")
-    normalised = tuple(dict.fromkeys(normalise_address(address) for address in addresses))
+    try:
+        normalised = tuple(dict.fromkeys(normalise_address(address) for address in addresses))
+    except InvalidAddress as exc:
+        raise ServiceError(f"not a usable e-mail address: {exc}") from exc
+    if relay_domain and any(address.rpartition("@")[2] == relay_domain for address in normalised):
+        raise ServiceError("a service's real address cannot be in the relay domain")
     name = sanitise_display_name(display_name)
     if not name:
         raise ServiceError("a service needs a display name")

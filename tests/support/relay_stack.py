@@ -55,7 +55,8 @@ class RelayHarness:
     def register(self, addresses: Sequence[str], name: str, context: dict[str, str] | None = None) -> tuple[
             Service, str]:
         relay = wiring.relay_context()
-        service = register_service(relay.directory, relay.codebook, addresses, name, context)
+        service = register_service(relay.directory, relay.codebook, addresses, name, context,
+                                   relay_domain=relay.addressing.domain)
         return service, service_address(self.addressing, service)
 
     @property

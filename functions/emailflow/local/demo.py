@@ -97,7 +97,8 @@ def main() -> int:
         def last_ses_id() -> str:
             return f"<{sent_messages()[-1].id}@{relay.ses_message_id_domain}>"
 
-        service = register_service(relay.directory, relay.codebook, [OWNER[1]], OWNER[0], {"listing": "flat-4711"})
+        service = register_service(relay.directory, relay.codebook, [OWNER[1]], OWNER[0], {"listing": "flat-4711"},
+                                   relay_domain=DOMAIN)
         public = service_address(relay.addressing, service)
         print(f'Operator registers "{OWNER[0]}" <{OWNER[1]}> for listing flat-4711')
         print(f"  public relay address (the web form shows it): {public}\n")

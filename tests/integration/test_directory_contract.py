@@ -1,0 +1,89 @@
+"""Contract: the in-memory fake used by the unit tests behaves like the DynamoDB adapter on moto.
+
+The same script of Directory calls (claims, races, releases, records, expiry, lookups) runs against both; every
+result and the final pair figures must be equal. Without this, unit tests could pass against a fake that drifted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emailflow.adapters.dynamodb import DynamoDirectory
+from emailflow.config import get_settings
+from emailflow.local.stack import LocalStack
+from emailflow.model import DeliveryKey, Direction, Pair, SentMessage, Service, ThreadRefs
+from emailflow.ports import RelayFault
+from tests.support.fakes import START, FakeClock, InMemoryDirectory
+
+
+def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
+    results: list[tuple[str, object]] = []
+
+    def call(name: str, *args: object) -> None:
+        try:
+            result: object = getattr(directory, name)(*args)
+        except RelayFault:
+            result = "RelayFault"
+        results.append((name, result))
+
+    service = Service("s1", ("o@x.example",), "S")
+    call("put_service", service)
+    call("put_service", service)
+    call("set_service_status", Service("nope", ("a@b.example",), "n"))
+    first = DeliveryKey("m1", "service-s1@relay.example")
+    pair = Pair("s1", "u@x.example", "u1", START)
+    refs = ThreadRefs("service:s1")
+    call("load_for_user_mail", "s1", "u@x.example", first, refs)
+    call("claim_delivery", first, pair, START + 100)
+    call("claim_delivery", first, pair, START + 100)
+    second = DeliveryKey("m2", "service-s1@relay.example")
+    call("claim_delivery", second, Pair("s1", "u@x.example", "u2", START), START + 100)
+    call("claim_delivery", second, Pair("s1", "v@x.example", "u1", START), START + 100)
+    call("load_for_user_mail", "s1", "u@x.example", second, refs)
+    call("release_delivery", second)
+    call("release_delivery", first)
+    call("claim_delivery", first, None, START + 100)
+    sent = SentMessage("ses1", Direction.TO_SERVICE, "s1", "u1", "u@x.example", "<a@b>", "m1", START)
+    call("record_sent", first, sent, pair, "service:s1", START + 1000)
+    call("release_delivery", first)
+    call("claim_delivery", first, None, START + 100)
+    clock.now = START + 50
+    call("record_sent", DeliveryKey("m3", "x"),
+         SentMessage("ses2", Direction.TO_SERVICE, "s1", "u1", "u@x.example", None, "m3", START + 50), pair,
+         "service:s1", START + 1000)
+    clock.now = START + 60
+    call("record_sent", DeliveryKey("m4", "x"),
+         SentMessage("ses3", Direction.TO_USER, "s1", "u1", "o@x.example", "<r@o>", "m4", START + 60), pair,
+         "user:u1", START + 1000)
+    call("reject_delivery", DeliveryKey("m5", "x"), "send_rejected")
+    call("claim_delivery", DeliveryKey("m5", "x"), None, START + 100)
+    call("load_for_service_mail", "u1", DeliveryKey("m5", "x"),
+         ThreadRefs("user:u1", {"<ses1@e>": "ses1", "<ses9@e>": "ses9"}, ("<a@b>", "<r@o>")))
+    call("load_for_user_mail", "s1", "u@x.example", first, ThreadRefs("service:s1", {"<ses3@e>": "ses3"}, ("<a@b>",)))
+    clock.now = START + 100
+    call("load_for_user_mail", "s1", "u@x.example", second, refs)
+    call("claim_delivery", first, None, START + 300)
+    call("load_for_service_mail", "zz", first, refs)
+    clock.now = START + 1000
+    call("load_for_service_mail", "u1", DeliveryKey("m5", "x"), ThreadRefs("user:u1", {"<ses1@e>": "ses1"}, ("<a@b>",)))
+    call("record_sent", DeliveryKey("m6", "x"), sent, Pair("s1", "nobody@x.example", "u9", START), "k", START)
+    call("get_service", "s1")
+    call("get_service", "s2")
+    results.append(("list_pairs", sorted(directory.list_pairs("s1"), key=str)))
+    return results
+
+
+def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
+    # Given the real adapter on moto and the fake, each with its own clock at the same start
+    real_clock, fake_clock = FakeClock(), FakeClock()
+    real = DynamoDirectory(get_settings().table_name, clock=real_clock)
+    fake = InMemoryDirectory(fake_clock)
+
+    # When the same script of calls runs on both
+    real_results = _script(real, real_clock)
+    fake_results = _script(fake, fake_clock)
+
+    # Then every call returned the same, step by step
+    assert len(real_results) == len(fake_results) == 29
+    for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
+        assert actual == expected, name

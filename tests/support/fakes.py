@@ -1,0 +1,343 @@
+"""In-memory fakes of the ports (``Directory``, ``Mailer``, ``MailStore``) and a ``RelayContext`` wired with them.
+
+``InMemoryDirectory`` follows ``emailflow.adapters.dynamodb.DynamoDirectory`` write for write: the same conditions
+(a claim succeeds only on a missing or expired delivery; a first message's pair, user-code alias and claim are
+written all or nothing), the same ``ClaimResult`` precedence, the same expiry checks on reads and the same pair
+update expressions in ``record_sent``. Hooks let a test play a concurrent writer or a crash at the exact moment a
+race or a crash matters.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
+
+from emailflow.addresses import RelayAddressing
+from emailflow.codes import CodeBook, CodeKind, Keyring
+from emailflow.events import InboundMail, Verdicts
+from emailflow.model import (
+    DeliveryKey,
+    DeliveryState,
+    Direction,
+    Pair,
+    SentMessage,
+    Service,
+    Snapshot,
+    ThreadRefs,
+)
+from emailflow.ports import ClaimResult, RelayFault
+from emailflow.relay import RelayContext
+
+DOMAIN = "relay.example"
+BRAND = "emailflow"
+KEYRING = Keyring(current=b"unit-test-code-secret-0123456789")
+START = 1_795_600_800
+"""2026-11-25 10:00:00 UTC, the day the fixture messages were written."""
+DAY = 86_400
+SES_DOMAIN = "email.amazonses.com"
+
+ClaimHook = Callable[[DeliveryKey, Pair | None], None]
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class _Delivery:
+    state: DeliveryState
+    expires_at: int | None
+    ses_message_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Timed:
+    record: SentMessage
+    expires_at: int
+
+
+class InMemoryDirectory:
+    """``Directory`` in dictionaries, with the conditional-write semantics of the DynamoDB adapter."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock or FakeClock()
+        self.services: dict[str, Service] = {}
+        self.pairs: dict[tuple[str, str], Pair] = {}
+        """(service code, user address) -> pair: the pair items."""
+        self.aliases: dict[str, tuple[str, str]] = {}
+        """user code -> (service code, user address): the alias items."""
+        self.deliveries: dict[DeliveryKey, _Delivery] = {}
+        self.sent: dict[str, _Timed] = {}
+        self.copies: dict[tuple[str, str], _Timed] = {}
+        """(original message id, recipient key) -> our copy."""
+        self.reads = 0
+        """Read calls (each stands for one or two BatchGetItem round trips of the real store)."""
+        self.claims = 0
+        self.put_service_calls = 0
+        self.before_claim: ClaimHook | None = None
+        """Runs just before a claim is evaluated: a concurrent writer that wins the race."""
+        self.after_claim: ClaimHook | None = None
+        """Runs just after a successful claim: raise from it to simulate a crash between claim and send."""
+
+    # -- test helpers ----------------------------------------------------------------------------------------
+
+    def add_pair(self, pair: Pair) -> None:
+        """Write a pair and its user-code alias, as another invocation's first message would."""
+        self.pairs[(pair.service_code, pair.user_address)] = pair
+        self.aliases[pair.user_code] = (pair.service_code, pair.user_address)
+
+    def delivery_state(self, delivery: DeliveryKey) -> DeliveryState | None:
+        """The stored state, expired or not (what a look at the table would show)."""
+        item = self.deliveries.get(delivery)
+        return None if item is None else item.state
+
+    def pair_of(self, service_code: str, user_address: str) -> Pair | None:
+        return self.pairs.get((service_code, user_address))
+
+    def sent_record(self, ses_message_id: str) -> SentMessage | None:
+        timed = self.sent.get(ses_message_id)
+        return None if timed is None else timed.record
+
+    def list_pairs(self, service_code: str) -> list[Pair]:
+        return [pair for (code, _), pair in self.pairs.items() if code == service_code]
+
+    def list_services(self) -> list[Service]:
+        return sorted(self.services.values(), key=lambda service: (service.created_at, service.code))
+
+    # -- services ---------------------------------------------------------------------------------------------
+
+    def put_service(self, service: Service) -> bool:
+        self.put_service_calls += 1
+        if service.code in self.services:
+            return False
+        self.services[service.code] = service
+        return True
+
+    def get_service(self, code: str) -> Service | None:
+        self.reads += 1
+        return self.services.get(code)
+
+    def set_service_status(self, service: Service) -> None:
+        current = self.services.get(service.code)
+        if current is None:  # the adapter's update is conditional on attribute_exists(pk)
+            raise RelayFault("DynamoDB update_item failed")
+        self.services[service.code] = replace(current, status=service.status)
+
+    # -- relay reads ----------------------------------------------------------------------------------------
+
+    def load_for_user_mail(self, service_code: str, user_address: str, delivery: DeliveryKey,
+                           refs: ThreadRefs) -> Snapshot:
+        self.reads += 1
+        sent, copies = self._thread_records(refs)
+        return Snapshot(service=self.services.get(service_code), pair=self.pairs.get((service_code, user_address)),
+                        delivery=self._delivery_now(delivery), sent=sent, copies=copies)
+
+    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
+        self.reads += 1
+        sent, copies = self._thread_records(refs)
+        state = self._delivery_now(delivery)
+        alias = self.aliases.get(user_code)
+        if alias is None:
+            return Snapshot(delivery=state, sent=sent, copies=copies)
+        return Snapshot(service=self.services.get(alias[0]), pair=self.pairs.get(alias), delivery=state,
+                        sent=sent, copies=copies)
+
+    def _thread_records(self, refs: ThreadRefs) -> tuple[dict[str, SentMessage], dict[str, SentMessage]]:
+        sent = {ses_id: timed.record for ses_id in refs.ses_ids.values()
+                if (timed := self.sent.get(ses_id)) is not None and not self._expired(timed.expires_at)}
+        copies = {message_id: timed.record for message_id in refs.foreign_ids
+                  if (timed := self.copies.get((message_id, refs.recipient_key))) is not None
+                  and not self._expired(timed.expires_at)}
+        return sent, copies
+
+    def _delivery_now(self, delivery: DeliveryKey) -> DeliveryState | None:
+        item = self.deliveries.get(delivery)
+        return None if item is None or self._expired(item.expires_at) else item.state
+
+    def _expired(self, expires_at: int | None) -> bool:
+        # TTL deletion lags, so the real store compares expires_at itself; an item without one never expires.
+        return expires_at is not None and expires_at <= self._clock()
+
+    # -- relay writes ---------------------------------------------------------------------------------------
+
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+        self.claims += 1
+        if self.before_claim is not None:
+            self.before_claim(delivery, new_pair)
+        existing = self.deliveries.get(delivery)
+        # "attribute_not_exists(pk) OR expires_at <= :now": an item without expires_at fails the comparison.
+        claim_fails = existing is not None and (existing.expires_at is None or existing.expires_at > int(self._clock()))
+        if new_pair is None:
+            if claim_fails:
+                return ClaimResult.DUPLICATE
+        else:
+            pair_fails = (new_pair.service_code, new_pair.user_address) in self.pairs
+            alias_fails = new_pair.user_code in self.aliases
+            # One transaction: any failed condition cancels all three puts; the claim's reason is read first.
+            if claim_fails:
+                return ClaimResult.DUPLICATE
+            if pair_fails:
+                return ClaimResult.PAIR_EXISTS
+            if alias_fails:
+                raise RelayFault("pair creation cancelled: user code taken")
+            self.add_pair(Pair(service_code=new_pair.service_code, user_address=new_pair.user_address,
+                               user_code=new_pair.user_code, started_at=new_pair.started_at))
+        self.deliveries[delivery] = _Delivery(DeliveryState.IN_PROGRESS, expires_at)
+        if self.after_claim is not None:
+            self.after_claim(delivery, new_pair)
+        return ClaimResult.CLAIMED
+
+    def release_delivery(self, delivery: DeliveryKey) -> None:
+        item = self.deliveries.get(delivery)
+        if item is None or item.state is not DeliveryState.IN_PROGRESS:  # delete conditional on state = open
+            raise RelayFault("could not release the delivery claim")
+        del self.deliveries[delivery]
+
+    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
+        # An unconditional update_item: it creates the item if it is missing and keeps expires_at if present.
+        item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.REJECTED, None))
+        item.state, item.reason = DeliveryState.REJECTED, reason
+
+    def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
+                    sent_expires_at: int) -> None:
+        stored = self.pairs.get((pair.service_code, pair.user_address))
+        if stored is None:  # the pair update is conditional on attribute_exists(pk): the transaction is cancelled
+            raise RelayFault("DynamoDB transact_write_items failed")
+        now = sent.sent_at
+        if sent.direction is Direction.TO_SERVICE:
+            # SET last_user_message_at = :now, awaiting_reply_since = if_not_exists(awaiting_reply_since, :now)
+            # ADD user_messages :one
+            updated = replace(stored, last_user_message_at=now, user_messages=stored.user_messages + 1,
+                              awaiting_reply_since=stored.awaiting_reply_since if stored.awaiting_reply_since
+                              is not None else now)
+        else:
+            # SET last_service_message_at = :now, first_reply_at = if_not_exists(first_reply_at, :now)
+            # REMOVE awaiting_reply_since ADD service_messages :one
+            updated = replace(stored, last_service_message_at=now, service_messages=stored.service_messages + 1,
+                              first_reply_at=stored.first_reply_at if stored.first_reply_at is not None else now,
+                              awaiting_reply_since=None)
+        item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.SENT, None))  # unconditional update
+        item.state, item.ses_message_id = DeliveryState.SENT, sent.ses_message_id
+        self.sent[sent.ses_message_id] = _Timed(sent, sent_expires_at)
+        if sent.original_message_id:
+            self.copies[(sent.original_message_id, recipient_key)] = _Timed(sent, sent_expires_at)
+        self.pairs[(pair.service_code, pair.user_address)] = updated
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """One message handed to the fake mail service."""
+
+    ses_message_id: str
+    raw: bytes
+    from_address: str
+    to_address: str
+    tags: Mapping[str, str]
+
+    @property
+    def header_block(self) -> bytes:
+        end = self.raw.find(b"\r\n\r\n")
+        return self.raw if end == -1 else self.raw[:end]
+
+    @property
+    def header_message_id(self) -> str:
+        """The Message-ID SES gives this mail on the wire: what the recipient's client threads on."""
+        return f"<{self.ses_message_id}@{SES_DOMAIN}>"
+
+    def parsed(self) -> EmailMessage:
+        message: EmailMessage = email.message_from_bytes(self.raw, policy=email.policy.default)
+        return message
+
+
+@dataclass
+class RecordingMailer:
+    """``Mailer`` that records every send and answers with SES-shaped message ids; can fail the next send."""
+
+    sent: list[SentMail] = field(default_factory=list)
+    attempts: int = 0
+    _failures: list[BaseException] = field(default_factory=list)
+
+    def fail_next(self, *errors: BaseException) -> None:
+        """Raise these on the next sends, one per send, in order (``SendFailed``, ``SendRejected``, anything)."""
+        self._failures.extend(errors)
+
+    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
+        self.attempts += 1
+        if self._failures:
+            raise self._failures.pop(0)
+        number = len(self.sent) + 1
+        ses_message_id = f"0100019a{number:08x}-{uuid.UUID(int=number)}-000000"
+        self.sent.append(SentMail(ses_message_id, bytes(raw), from_address, to_address, dict(tags)))
+        return ses_message_id
+
+
+@dataclass
+class DictMailStore:
+    """``MailStore`` on a dict: raw mail by inbound message id; counts reads."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    reads: int = 0
+
+    def put(self, message_id: str, raw: bytes) -> None:
+        self.objects[message_id] = raw
+
+    def get_raw(self, key: str) -> bytes:
+        self.reads += 1
+        try:
+            return self.objects[key]
+        except KeyError:  # S3 NoSuchKey surfaces from the adapter as a fault
+            raise RelayFault("could not read the inbound message from S3") from None
+
+
+class ScriptedCodeBook(CodeBook):
+    """A ``CodeBook`` whose ``new_code`` hands out given codes first (to force a collision), then random ones."""
+
+    def __init__(self, keyring: Keyring, codes: Iterable[str] = ()) -> None:
+        super().__init__(keyring)
+        self._script = list(codes)
+
+    def new_code(self, kind: CodeKind) -> str:
+        return self._script.pop(0) if self._script else super().new_code(kind)
+
+
+def make_context(*, directory: InMemoryDirectory | None = None, mailer: RecordingMailer | None = None,
+                 mail_store: DictMailStore | None = None, clock: FakeClock | None = None,
+                 codebook: CodeBook | None = None, sent_record_seconds: int = 90 * DAY,
+                 delivery_record_seconds: int = 7 * DAY) -> RelayContext:
+    """A ``RelayContext`` on fakes: fixed keyring, ``relay.example``, brand ``emailflow``, a controllable clock
+    shared with the directory (pass your own fakes to inspect them)."""
+    clock = clock or FakeClock()
+    return RelayContext(
+        addressing=RelayAddressing(DOMAIN),
+        brand=BRAND,
+        codebook=codebook or CodeBook(KEYRING),
+        keyring=KEYRING,
+        directory=directory if directory is not None else InMemoryDirectory(clock),
+        mailer=mailer if mailer is not None else RecordingMailer(),
+        mail_store=mail_store if mail_store is not None else DictMailStore(),
+        sent_record_seconds=sent_record_seconds,
+        delivery_record_seconds=delivery_record_seconds,
+        ses_message_id_domain=SES_DOMAIN,
+        clock=clock,
+    )
+
+
+def inbound_mail(message_id: str, recipients: Iterable[str], envelope_sender: str) -> InboundMail:
+    """The ``InboundMail`` of an SES receipt event for a stored message (verdicts all pass)."""
+    passed = Verdicts(spf="PASS", dkim="PASS", spam="PASS", virus="PASS", dmarc="PASS")
+    return InboundMail(message_id=message_id, recipients=tuple(recipients), envelope_sender=envelope_sender,
+                       timestamp="2026-11-25T10:00:00.000Z", verdicts=passed)
