@@ -31,6 +31,8 @@ def normalise_address(address: str) -> str:
         ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise InvalidAddress("domain is not a valid IDNA name") from exc
+    if not ascii_domain:  # "jane@." would otherwise come out as "jane@"
+        raise InvalidAddress("not an address")
     normalised = f"{local.lower()}@{ascii_domain.lower()}"
     if len(normalised) > MAX_ADDRESS_LENGTH:
         raise InvalidAddress("address too long")

@@ -48,8 +48,8 @@ class Keyring:
     previous: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.current) < 16:
-            raise ValueError("the code secret must be at least 16 bytes")
+        if any(len(key) < 16 for key in self.all_keys()):
+            raise ValueError("every code secret must be at least 16 bytes")
 
     @classmethod
     def from_secret_string(cls, secret: str) -> Keyring:
@@ -57,7 +57,8 @@ class Keyring:
         text = secret.strip()
         if text.startswith("{"):
             document = json.loads(text)
-            previous = tuple(str(key).encode() for key in document.get("previous", []))
+            listed = document.get("previous", [])
+            previous = tuple(str(key).encode() for key in ([listed] if isinstance(listed, str) else listed))
             return cls(current=str(document["current"]).encode(), previous=previous)
         return cls(current=text.encode())
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.utils import getaddresses
 
-_FIELD_NAME = re.compile(rb"[!-9;-~]+")
-"""RFC 5322 section 3.6.8: printable US-ASCII except colon."""
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,995}>")
-_MAX_FIELD_NAME = 76
-_WSP = (0x20, 0x09)
+_MAX_FIELD_NAME = 996
+"""RFC 5322 limits only the line (998 octets): a longer name read as the start of the body would push every later
+field, Content-Type and From included, into the body."""
+_FIELD = re.compile(
+    rf"(?P<name>[!-9;-~]{{1,{_MAX_FIELD_NAME}}})[ \t]*:(?P<value>[^\n]*(?:\n[ \t][^\n]*)*)\n?".encode())
+"""One field: its name (RFC 5322 section 3.6.8: printable US-ASCII except colon), white space, the colon, and the
+value through the line ending of its last line, continuation lines (starting with WSP) included. The bounded name
+keeps a first body line that is one long run of name characters (base64) from costing more than 996 steps."""
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_ENCODED_RUN = re.compile(rf"{_ENCODED_WORD.pattern}(?:[ \t]+{_ENCODED_WORD.pattern})*")
+"""Encoded words separated only by white space: decoded together (RFC 2047 section 6.2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,46 +82,26 @@ def _newline_of(raw: bytes) -> bytes:
 
 def split_message(raw: bytes) -> SplitMessage:
     """Split ``raw`` into its header fields and the body offset. Linear in the header block only."""
-    fields: list[tuple[int, int]] = []  # (start, end) of each field, end excluding the final line ending
+    fields: list[HeaderField] = []
     position = 0
     size = len(raw)
-    body_start = size
     while position < size:
-        if raw.startswith(b"\r\n", position):
-            body_start = position + 2
+        # One C-level match per field, continuation lines included: Python work per physical line (~45 lines in a
+        # common inbound header block) was about a third of the rewrite's fixed cost.
+        match = _FIELD.match(raw, position)
+        if match is None or match.start("value") - 1 - position > _MAX_FIELD_NAME:
             break
-        if raw[position] == 0x0A:
-            body_start = position + 1
-            break
-        end = raw.find(b"\n", position)
-        line_end = size if end == -1 else end + 1
-        content_end = size if end == -1 else (end - 1 if end > position and raw[end - 1] == 0x0D else end)
-        if raw[position] in _WSP:
-            if not fields:
-                body_start = position
-                break
-            fields[-1] = (fields[-1][0], content_end)
-        else:
-            colon = raw.find(b":", position, min(content_end, position + _MAX_FIELD_NAME + 1))
-            name_end = _rstrip_wsp(raw, position, colon) if colon > position else position
-            if name_end == position or not _FIELD_NAME.fullmatch(raw, position, name_end):
-                body_start = position
-                break
-            fields.append((position, content_end))
-        position = line_end
-    header_fields = tuple(_field(raw[start:end]) for start, end in fields)
-    return SplitMessage(fields=header_fields, body_start=body_start, newline=_newline_of(raw))
-
-
-def _rstrip_wsp(raw: bytes, start: int, end: int) -> int:
-    while end > start and raw[end - 1] in _WSP:
-        end -= 1
-    return end
-
-
-def _field(raw: bytes) -> HeaderField:
-    name = raw[: raw.index(b":")].rstrip(b" \t")
-    return HeaderField(name=name, raw=raw)
+        end = match.end()
+        content_end = end - 2 if raw.endswith(b"\r\n", 0, end) else end - 1 if raw[end - 1] == 0x0A else end
+        fields.append(HeaderField(name=match["name"], raw=raw[position:content_end]))
+        position = end
+    if raw.startswith(b"\r\n", position):
+        body_start = position + 2
+    elif raw.startswith(b"\n", position):
+        body_start = position + 1
+    else:
+        body_start = position  # the end of the message, or a first line that cannot be a header: it is body
+    return SplitMessage(fields=tuple(fields), body_start=body_start, newline=_newline_of(raw))
 
 
 def decode_words(text: str) -> str:
@@ -122,8 +110,39 @@ def decode_words(text: str) -> str:
         return text
     try:
         return str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError):
-        return text
+    except (HeaderParseError, ValueError, LookupError, UnicodeError):
+        # One bad word, an unknown charset or raw 8-bit text beside the words (RFC 6532) fails the whole value;
+        # decode what can be decoded, run by run, as mail clients do, so nothing hides behind the bad part.
+        return decode_each_word(text)
+
+
+def decode_each_word(text: str) -> str:
+    """Decode the RFC 2047 words of ``text`` as RFC 2047 delimits them (no white space or ``?`` inside a word),
+    run by run, leaving the rest as it is. ``decode_words`` reads some malformed values differently (it lets a word
+    run on over white space, swallowing the next one); a mail client reads them this way."""
+    return _ENCODED_RUN.sub(_decode_run, text) if "=?" in text else text
+
+
+def _decode_run(run: re.Match[str]) -> str:
+    try:
+        return str(make_header(decode_header(run.group())))
+    except (HeaderParseError, ValueError, LookupError, UnicodeError):
+        return "".join(_decode_word(word) for word in _ENCODED_WORD.findall(run.group()))
+
+
+def _decode_word(word: str) -> str:
+    payload: bytes | str
+    charset: str | None
+    try:
+        [(payload, charset)] = decode_header(word)
+    except (HeaderParseError, ValueError):
+        return word
+    if isinstance(payload, str):
+        return payload
+    try:
+        return payload.decode((charset or "us-ascii").partition("*")[0], "replace")
+    except LookupError:  # an unknown charset: show its bytes rather than hide what they say
+        return payload.decode("latin-1")
 
 
 def message_ids(text: str) -> list[str]:
