@@ -38,6 +38,13 @@ class Settings:
     """How long a sent-message record (bounce and threading lookups) is kept."""
     delivery_record_days: int = 14
     """How long the idempotency record of one (inbound message, recipient) is kept: longer than any retry."""
+    spam_policy: str = "drop"
+    """``drop`` mail SES judged spam, or ``tag`` it (forward with ``[SPAM]`` in the subject)."""
+    notices_per_sender_per_hour: int = 5
+    pair_messages_per_minute: int = 10
+    noreply_local_part: str = "no-reply"
+    oversize_link_hours: int = 24
+    """Lifetime of the download link sent instead of a message too large to send; 0 turns the link off."""
     region: str = "us-east-1"
     """The function's own region (``AWS_REGION``, set by the Lambda runtime, not by the template)."""
 
@@ -61,6 +68,11 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_USER_PREFIX": "user_prefix",
     "EMAILFLOW_SENT_RECORD_DAYS": "sent_record_days",
     "EMAILFLOW_DELIVERY_RECORD_DAYS": "delivery_record_days",
+    "EMAILFLOW_SPAM_POLICY": "spam_policy",
+    "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR": "notices_per_sender_per_hour",
+    "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE": "pair_messages_per_minute",
+    "EMAILFLOW_NOREPLY_LOCAL_PART": "noreply_local_part",
+    "EMAILFLOW_OVERSIZE_LINK_HOURS": "oversize_link_hours",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -84,6 +96,13 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
     if service_prefix == user_prefix:
         raise ConfigurationError("EMAILFLOW_SERVICE_PREFIX and EMAILFLOW_USER_PREFIX must differ")
     prefix = environ.get("EMAILFLOW_INBOUND_PREFIX", "inbound/")
+    spam_policy = environ.get("EMAILFLOW_SPAM_POLICY", "drop").strip().lower() or "drop"
+    if spam_policy not in ("drop", "tag"):
+        raise ConfigurationError("EMAILFLOW_SPAM_POLICY must be drop or tag")
+    noreply = environ.get("EMAILFLOW_NOREPLY_LOCAL_PART", "no-reply").strip().lower() or "no-reply"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", noreply) or noreply.startswith((service_prefix + "-",
+                                                                                       user_prefix + "-")):
+        raise ConfigurationError("EMAILFLOW_NOREPLY_LOCAL_PART must be a plain local part, not a relay address")
     return Settings(
         domain=domain,
         brand=environ.get("EMAILFLOW_BRAND", "").strip() or domain,
@@ -96,20 +115,32 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         user_prefix=user_prefix,
         sent_record_days=_positive_int(environ, "EMAILFLOW_SENT_RECORD_DAYS", 90),
         delivery_record_days=_positive_int(environ, "EMAILFLOW_DELIVERY_RECORD_DAYS", 14),
+        spam_policy=spam_policy,
+        notices_per_sender_per_hour=_positive_int(environ, "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR", 5),
+        pair_messages_per_minute=_positive_int(environ, "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE", 10),
+        noreply_local_part=noreply,
+        oversize_link_hours=_non_negative_int(environ, "EMAILFLOW_OVERSIZE_LINK_HOURS", 24),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = _non_negative_int(environ, name, default)
+    if value == 0:
+        raise ConfigurationError(f"{name} must be positive")
+    return value
+
+
+def _non_negative_int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number of days, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive")
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative")
     return value
 
 

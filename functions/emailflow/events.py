@@ -37,6 +37,8 @@ class InboundMail:
     envelope_sender: str
     timestamp: str
     verdicts: Verdicts
+    dmarc_policy: str = ""
+    """The sender domain's DMARC policy (``NONE``/``QUARANTINE``/``REJECT``), present when DMARC failed."""
 
 
 def _verdict(receipt: Mapping[str, Any], name: str) -> str:
@@ -71,6 +73,7 @@ def inbound_mails(event: Mapping[str, Any]) -> list[InboundMail]:
                     virus=_verdict(receipt, "virusVerdict"),
                     dmarc=_verdict(receipt, "dmarcVerdict"),
                 ),
+                dmarc_policy=str(receipt.get("dmarcPolicy") or "").upper(),
             )
         )
     return mails

@@ -106,6 +106,8 @@ class Snapshot:
     delivery: DeliveryState | None = None
     sent: Mapping[str, SentMessage] = field(default_factory=dict)
     """SES message id -> sent record, for the SES ids an inbound reply refers to."""
+    recent_messages: int = 0
+    """Messages relayed in this pair during the current minute (the ping-pong brake)."""
     copies: Mapping[str, SentMessage] = field(default_factory=dict)
     """Foreign ``<id>`` -> the record of our copy of that message to this recipient (its SES id is what the
     recipient's client knows)."""

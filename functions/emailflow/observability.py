@@ -22,9 +22,10 @@ DUPLICATES_SKIPPED = "DuplicatesSkipped"
 CONVERSATIONS_STARTED = "ConversationsStarted"
 FIRST_REPLIES = "FirstReplies"
 RESPONSE_TIME = "ResponseTime"
+NOTICES_SENT = "NoticesSent"
 
 METRIC_NAMES = frozenset({MESSAGES_RELAYED, MESSAGES_REJECTED, DUPLICATES_SKIPPED, CONVERSATIONS_STARTED,
-                          FIRST_REPLIES, RESPONSE_TIME})
+                          FIRST_REPLIES, RESPONSE_TIME, NOTICES_SENT})
 
 
 def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
@@ -47,6 +48,8 @@ def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
             metrics.add_metric(name=DUPLICATES_SKIPPED, unit=MetricUnit.Count, value=1)
         else:
             _single(MESSAGES_REJECTED, 1, MetricUnit.Count, {"Reason": str(outcome.reason)})
+        if outcome.notice_sent:
+            _single(NOTICES_SENT, 1, MetricUnit.Count, {"Reason": str(outcome.reason)})
 
 
 def _single(name: str, value: float, unit: MetricUnit, dimensions: dict[str, str]) -> None:

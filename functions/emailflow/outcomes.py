@@ -36,6 +36,24 @@ class Reason(StrEnum):
     """Someone other than the service's registered addresses wrote to a user code."""
     SEND_REJECTED = "send_rejected"
     """SES refused the rewritten message for good."""
+    VIRUS = "virus"
+    SPAM = "spam"
+    DMARC_REJECT = "dmarc_reject"
+    """DMARC failed and the sender's domain asks receivers to reject such mail."""
+    LOOP = "loop"
+    """The mail carries our own loop marker, comes From the relay domain, or has looped through too many hops."""
+    BACKSCATTER = "backscatter"
+    """A delivery status notification or other report to a relay address: never relayed (it would leak what it
+    quotes) and never answered."""
+    MAILING_LIST = "mailing_list"
+    BCC = "bcc"
+    """The relay address was not in To or Cc: the conversation it belongs to is ambiguous."""
+    SPOOFED = "spoofed"
+    """From names a registered address of the service, but SPF and DKIM both fail."""
+    RATE_LIMITED = "rate_limited"
+    """More messages in one conversation per minute than people write: auto-responders answering each other."""
+    OVERSIZE = "oversize"
+    """Too large for SES to send: the recipient got a download link instead, the sender a notice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +67,5 @@ class RelayOutcome:
     response_seconds: int | None = None
     """For a service's answer to a waiting user message: how long the user waited."""
     first_reply: bool = False
+    notice_sent: bool = False
+    """An error mail went to the sender (only for rejections the sender can act on)."""

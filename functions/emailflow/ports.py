@@ -34,6 +34,14 @@ class MailStore(Protocol):
 
     def get_raw(self, key: str) -> bytes: ...
 
+    def put_copy(self, name: str, raw: bytes) -> str:
+        """Keep a (rewritten) copy for download; returns its key."""
+        ...
+
+    def download_url(self, key: str, seconds: int) -> str:
+        """An expiring link to a kept copy."""
+        ...
+
 
 class Mailer(Protocol):
     """Sends raw mail; returns the mail service's message id."""
@@ -71,6 +79,10 @@ class Directory(Protocol):
 
     def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
         """Close a claimed delivery that the mail service refused for good."""
+        ...
+
+    def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """Count one error mail to ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
         ...
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,

@@ -1,13 +1,14 @@
 """The relay use case: one inbound message, each of its relay recipients to exactly one outcome.
 
-Orchestrates the ports (``MailStore``, ``Directory``, ``Mailer``) around the pure pieces (codes, header rewrite). No
-AWS SDK here: the handler wires adapters in, tests wire fakes or moto-backed adapters in.
+Orchestrates the ports (``MailStore``, ``Directory``, ``Mailer``) around the pure pieces: codes, ``policy``
+(what to do), ``rewrite`` (the header block), ``bodymask`` (quoted addresses) and ``notices`` (error mails). No AWS
+SDK here: the handler wires adapters in, tests wire fakes or moto-backed adapters in.
 
-Exactly-once per (inbound message id, recipient): the delivery is *claimed* in the store with a conditional write
-before the send and closed after it. A claim found closed is a duplicate (nothing is sent); a claim found still open
-means an earlier attempt died between claim and close, when nobody knows whether SES got the mail, so the relay
-raises ``DeliveryInDoubt`` instead of risking a second copy: the event is retried, then parked in the DLQ with the
-raw mail still in S3 (docs/reliability.md).
+Exactly-once per (inbound message id, recipient): anything the relay sends for it - the relayed mail or an error
+mail - is preceded by a conditional *claim* in the store and followed by closing it. A claim found closed is a
+duplicate (nothing is sent); a claim found still open means an earlier attempt died between claim and close, when
+nobody knows whether SES got the mail, so the relay raises ``DeliveryInDoubt`` instead of risking a second copy:
+the event is retried, then parked in the DLQ with the raw mail still in S3 (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -17,27 +18,38 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 
-from emailflow.addresses import (
-    InvalidAddress,
-    RelayAddress,
-    RelayAddressing,
-    address_digest,
-    normalise_address,
-    without_subaddress,
-)
+from emailflow.addresses import RelayAddress, RelayAddressing, address_digest
+from emailflow.bodymask import mask_addresses
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail
 from emailflow.loops import loop_marker
 from emailflow.message import InboundHeaders, SplitMessage, split_message
 from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, SentMessage, Service, Snapshot, ThreadRefs
+from emailflow.notices import NOTICE_TEXTS, NoticeAddressing, build_notice
 from emailflow.observability import logger
 from emailflow.outcomes import Action, Reason, RelayOutcome
+from emailflow.policy import (
+    Decision,
+    Disposition,
+    MailFacts,
+    SpamPolicy,
+    decide_service_mail,
+    decide_user_mail,
+    may_notify,
+    read_facts,
+    screen,
+    tagged_subject,
+)
 from emailflow.ports import ClaimResult, Directory, Mailer, MailStore, RelayFault, SendFailed, SendRejected
 from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers
 
 MAX_THREAD_LOOKUPS = 10
 """In-Reply-To plus the newest References: enough to thread, bounded so a crafted header costs little."""
 SES_MESSAGE_ID_DOMAIN = ".amazonses.com"
+MAX_OUTBOUND_BYTES = 40_000_000
+"""SES v2 sends messages up to 40 MB (https://docs.aws.amazon.com/ses/latest/dg/quotas.html); kept a little under
+40 MiB on purpose. A larger message is offered as a download link instead of being dropped."""
+_HOUR = 3600
 
 
 class DeliveryInDoubt(RelayFault):
@@ -59,7 +71,17 @@ class RelayContext:
     delivery_record_seconds: int
     ses_message_id_domain: str = "email.amazonses.com"
     """The right-hand side of the Message-ID SES gives sent mail in this region."""
+    spam_policy: SpamPolicy = SpamPolicy.DROP
+    notices_per_sender_per_hour: int = 5
+    pair_messages_per_minute: int = 10
+    noreply_local_part: str = "no-reply"
+    oversize_link_seconds: int = 24 * _HOUR
+    max_outbound_bytes: int = MAX_OUTBOUND_BYTES
     clock: Callable[[], float] = time.time
+
+    @property
+    def noreply_address(self) -> str:
+        return f"{self.noreply_local_part}@{self.addressing.domain}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +92,7 @@ class _Inbound:
     raw: bytes
     split: SplitMessage
     headers: InboundHeaders
+    facts: MailFacts
 
 
 def relay_inbound(mail: InboundMail, context: RelayContext) -> list[RelayOutcome]:
@@ -89,15 +112,21 @@ def relay_inbound(mail: InboundMail, context: RelayContext) -> list[RelayOutcome
             outcomes.append(_rejected(recipient, target))
             continue
         if inbound is None:  # read S3 only once a recipient passed the keyed check: guesses cost no I/O
-            raw = context.mail_store.get_raw(mail.message_id)
-            split = split_message(raw)
-            inbound = _Inbound(mail, raw, split, InboundHeaders.read(split))
+            inbound = _read(mail, context)
         outcomes.append(_relay_one(inbound, recipient, target, context))
     for outcome in outcomes:
         logger.info("relay outcome", action=str(outcome.action), reason=str(outcome.reason),
-                    direction=str(outcome.direction) if outcome.direction else None,
+                    direction=str(outcome.direction) if outcome.direction else None, notice=outcome.notice_sent,
                     inbound_message_id=mail.message_id, ses_message_id=outcome.ses_message_id)
     return outcomes
+
+
+def _read(mail: InboundMail, context: RelayContext) -> _Inbound:
+    raw = context.mail_store.get_raw(mail.message_id)
+    split = split_message(raw)
+    headers = InboundHeaders.read(split)
+    facts = read_facts(mail, split, headers, context.addressing, context.codebook, context.keyring)
+    return _Inbound(mail, raw, split, headers, facts)
 
 
 def _check_recipient(recipient: str, context: RelayContext) -> RelayAddress | Reason:
@@ -107,21 +136,10 @@ def _check_recipient(recipient: str, context: RelayContext) -> RelayAddress | Re
     return Reason.INVALID_CODE if target is None else target
 
 
-def _rejected(recipient: str, reason: Reason, direction: Direction | None = None) -> RelayOutcome:
-    return RelayOutcome(recipient=recipient, action=Action.REJECTED, reason=reason, direction=direction)
-
-
-def _sender(headers: InboundHeaders) -> tuple[str, str] | Reason:
-    """(display name, normalised address) of the single From mailbox, or why there is none."""
-    if not headers.from_addresses:
-        return Reason.NO_FROM
-    if len(headers.from_addresses) > 1:
-        return Reason.MULTIPLE_FROM
-    name, address = headers.from_addresses[0]
-    try:
-        return name, normalise_address(address)
-    except InvalidAddress:
-        return Reason.INVALID_FROM
+def _rejected(recipient: str, reason: Reason, direction: Direction | None = None,
+              notice_sent: bool = False) -> RelayOutcome:
+    return RelayOutcome(recipient=recipient, action=Action.REJECTED, reason=reason, direction=direction,
+                        notice_sent=notice_sent)
 
 
 def _thread_refs(headers: InboundHeaders, recipient_key: str) -> ThreadRefs:
@@ -140,29 +158,32 @@ def _thread_refs(headers: InboundHeaders, recipient_key: str) -> ThreadRefs:
 
 
 def _relay_one(inbound: _Inbound, recipient: str, target: RelayAddress, context: RelayContext) -> RelayOutcome:
-    sender = _sender(inbound.headers)
     direction = Direction.TO_SERVICE if target.kind is CodeKind.SERVICE else Direction.TO_USER
-    if isinstance(sender, Reason):
-        return _rejected(recipient, sender, direction)
     delivery = DeliveryKey(inbound.mail.message_id, recipient)
+    screening = screen(inbound.facts, recipient, target.kind, context.spam_policy)
+    if screening.disposition is not Disposition.FORWARD:
+        return _conclude(inbound, delivery, screening, direction, context)
     refs = _thread_refs(inbound.headers, f"{target.kind.value}:{target.code}")
     if target.kind is CodeKind.SERVICE:
-        return _to_service(inbound, delivery, target.code, sender, refs, context)
-    return _to_user(inbound, delivery, target.code, sender, refs, context)
+        return _to_service(inbound, delivery, target.code, refs, screening, context)
+    return _to_user(inbound, delivery, target.code, refs, screening, context)
 
 
-def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, sender: tuple[str, str],
-                refs: ThreadRefs, context: RelayContext) -> RelayOutcome:
-    name, user_address = sender
+def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, refs: ThreadRefs,
+                screening: Decision, context: RelayContext) -> RelayOutcome:
+    user_address = inbound.facts.sender or ""
     directory = context.directory
     snapshot = directory.load_for_user_mail(service_code, user_address, delivery, refs)
+    decision = decide_user_mail(inbound.facts, snapshot.service)
+    if decision is not None:
+        return _conclude(inbound, delivery, decision, Direction.TO_SERVICE, context)
     service = snapshot.service
-    if service is None:
-        return _rejected(delivery.recipient, Reason.UNKNOWN_CODE, Direction.TO_SERVICE)
-    if not service.active:
-        return _rejected(delivery.recipient, Reason.SERVICE_DISABLED, Direction.TO_SERVICE)
+    if service is None:  # decide_user_mail rejects this; this narrows the type
+        raise RelayFault("an unknown service code passed the policy")
     if duplicate := _duplicate(snapshot, delivery, Direction.TO_SERVICE):
         return duplicate
+    if snapshot.recent_messages >= context.pair_messages_per_minute:
+        return _rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE)
     now = int(context.clock())
     pair = snapshot.pair
     new_pair = None
@@ -179,6 +200,7 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, sen
         claim = directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
     if claim is not ClaimResult.CLAIMED:
         return RelayOutcome(delivery.recipient, Action.DUPLICATE, Reason.DUPLICATE, Direction.TO_SERVICE)
+    name = inbound.headers.from_addresses[0][0] if inbound.headers.from_addresses else ""
     plan = RewritePlan(
         from_display_name=relay_display_name(name, context.brand),
         from_address=context.addressing.address(CodeKind.USER, pair.user_code),
@@ -187,28 +209,31 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, sen
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
+        subject=tagged_subject(inbound.headers.subject, screening.subject_tag),
     )
-    outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_SERVICE, user_address, now, context)
+    outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_SERVICE, now, context)
     # A conversation starts with the first user message that is actually sent. A pair can exist without one: the
     # first attempt created it and then SES refused to send (SendFailed), so the retry reports the start.
     started = new_pair is not None or (not raced and pair.user_messages == 0)
     return replace(outcome, new_conversation=started) if outcome.action is Action.FORWARDED else outcome
 
 
-def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, sender: tuple[str, str],
-             refs: ThreadRefs, context: RelayContext) -> RelayOutcome:
-    _, sender_address = sender
+def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: ThreadRefs,
+             screening: Decision, context: RelayContext) -> RelayOutcome:
+    sender = inbound.facts.sender or ""
     snapshot = context.directory.load_for_service_mail(user_code, delivery, refs)
     pair, service = snapshot.pair, snapshot.service
-    if pair is None or service is None:
-        return _rejected(delivery.recipient, Reason.UNKNOWN_CODE, Direction.TO_USER)
-    if not service.active:
-        return _rejected(delivery.recipient, Reason.SERVICE_DISABLED, Direction.TO_USER)
-    if without_subaddress(sender_address) not in {without_subaddress(address) for address in service.addresses}:
-        logger.info("stranger wrote to a user code", sender=address_digest(sender_address, context.keyring.current))
-        return _rejected(delivery.recipient, Reason.STRANGER, Direction.TO_USER)
+    decision = decide_service_mail(inbound.facts, pair, service)
+    if decision is not None:
+        if decision.reason is Reason.STRANGER:
+            logger.info("stranger wrote to a user code", sender=address_digest(sender, context.keyring.current))
+        return _conclude(inbound, delivery, decision, Direction.TO_USER, context)
+    if pair is None or service is None:  # decide_service_mail rejects these; this narrows the types
+        raise RelayFault("a user code without pair or service passed the policy")
     if duplicate := _duplicate(snapshot, delivery, Direction.TO_USER):
         return duplicate
+    if snapshot.recent_messages >= context.pair_messages_per_minute:
+        return _rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_USER)
     now = int(context.clock())
     claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
     if claim is not ClaimResult.CLAIMED:
@@ -217,12 +242,13 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, sender: t
         from_display_name=relay_display_name(service.display_name, context.brand),
         from_address=context.addressing.address(CodeKind.SERVICE, service.code),
         to_address=pair.user_address,
-        hidden_addresses=(sender_address, *service.addresses),
+        hidden_addresses=(sender, *service.addresses),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
+        subject=tagged_subject(inbound.headers.subject, screening.subject_tag),
     )
-    outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_USER, sender_address, now, context)
+    outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_USER, now, context)
     if outcome.action is not Action.FORWARDED:
         return outcome
     waited = now - pair.awaiting_reply_since if pair.awaiting_reply_since is not None else None
@@ -259,27 +285,53 @@ def _thread_ids(refs: ThreadRefs, snapshot: Snapshot, pair: Pair, ses_domain: st
     return mapping
 
 
+def _outbound_bytes(inbound: _Inbound, plan: RewritePlan) -> bytes:
+    """The message to send: the rewritten header block, and the body with the sender's quoted real address masked
+    in text parts (every other byte of the body untouched)."""
+    raw = inbound.raw
+    masked = mask_addresses(raw, inbound.split, plan.hidden_addresses, plan.from_address)
+    if masked is not None:
+        raw = masked
+        return rewrite_headers(raw, plan, split_message(raw))
+    return rewrite_headers(raw, plan, inbound.split)
+
+
 def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pair, service: Service,
-          direction: Direction, original_sender: str, now: int, context: RelayContext) -> RelayOutcome:
-    rewritten = rewrite_headers(inbound.raw, plan, inbound.split)
+          direction: Direction, now: int, context: RelayContext) -> RelayOutcome:
+    rewritten = _outbound_bytes(inbound, plan)
+    if len(rewritten) > context.max_outbound_bytes:
+        return _send_oversize(inbound, delivery, plan, rewritten, pair, service, direction, now, context)
     tags = {"direction": direction.value, "service": service.code, "pair": pair.user_code}
+    ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags)
+    if ses_message_id is None:
+        return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
+    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context)
+    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id)
+
+
+def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from_address: str, to_address: str,
+                  tags: dict[str, str]) -> str | None:
+    """Send under a claim already held. None: SES refused for good (the claim is closed as rejected)."""
     try:
-        ses_message_id = context.mailer.send_raw(rewritten, from_address=plan.from_address,
-                                                 to_address=plan.to_address, tags=tags)
+        return context.mailer.send_raw(raw, from_address=from_address, to_address=to_address, tags=tags)
     except SendRejected:
         context.directory.reject_delivery(delivery, Reason.SEND_REJECTED.value)
-        return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
+        return None
     except SendFailed:
         # SES answered with an error, so nothing was sent: give the claim back for the Lambda retry. Any other
         # exception (a read time-out after the request left) keeps the claim open: the mail may have gone out.
         context.directory.release_delivery(delivery)
         raise
+
+
+def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair: Pair, service: Service,
+            direction: Direction, now: int, context: RelayContext) -> None:
     sent = SentMessage(
         ses_message_id=ses_message_id,
         direction=direction,
         service_code=service.code,
         user_code=pair.user_code,
-        original_sender=original_sender,
+        original_sender=inbound.facts.sender or "",
         original_message_id=inbound.headers.message_id,
         inbound_message_id=inbound.mail.message_id,
         sent_at=now,
@@ -287,7 +339,88 @@ def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pai
     recipient_key = f"{CodeKind.SERVICE.value}:{service.code}" if direction is Direction.TO_SERVICE else \
         f"{CodeKind.USER.value}:{pair.user_code}"
     context.directory.record_sent(delivery, sent, pair, recipient_key, now + context.sent_record_seconds)
-    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id)
+
+
+def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, rewritten: bytes, pair: Pair,
+                   service: Service, direction: Direction, now: int, context: RelayContext) -> RelayOutcome:
+    """Too large for SES: keep the rewritten copy (no real address of the sender in it), send the recipient a
+    short mail with an expiring link, tell the sender. Never dropped silently."""
+    if context.oversize_link_seconds <= 0:
+        context.directory.reject_delivery(delivery, Reason.OVERSIZE.value)
+        notified = _notify(inbound, delivery, Reason.OVERSIZE, context, claimed=True)
+        return _rejected(delivery.recipient, Reason.OVERSIZE, direction, notice_sent=bool(notified))
+    key = context.mail_store.put_copy(f"{inbound.mail.message_id}-{pair.user_code}-{direction.value}.eml",
+                                      rewritten)
+    url = context.mail_store.download_url(key, context.oversize_link_seconds)
+    hours = max(1, context.oversize_link_seconds // _HOUR)
+    text = (f"A message for you was too large to deliver by e-mail ({len(rewritten) // 1_000_000} MB).\n\n"
+            f"Download it within {hours} hour(s) (open the .eml file with your mail program):\n{url}\n\n"
+            f"Reply to this message to answer the sender as usual.\n")
+    link_mail = _link_mail(plan, text, now)
+    tags = {"direction": direction.value, "service": service.code, "pair": pair.user_code}
+    ses_message_id = _send_claimed(context, delivery, link_mail, plan.from_address, plan.to_address, tags)
+    if ses_message_id is None:
+        return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
+    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context)
+    _notify(inbound, DeliveryKey(delivery.inbound_message_id, f"notice:{delivery.recipient}"), Reason.OVERSIZE,
+            context)
+    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.OVERSIZE, direction, ses_message_id)
+
+
+def _link_mail(plan: RewritePlan, text: str, now: int) -> bytes:
+    """A short plain-text mail carrying the download link, with the relayed message's own rewritten headers."""
+    body = text.replace("\n", "\r\n").encode("utf-8")
+    headers = (b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               b"Content-Transfer-Encoding: 8bit\r\n\r\n")
+    stub = split_message(headers + body)
+    return rewrite_headers(headers + body, replace(plan, date=formatdate(now, usegmt=True)), stub)
+
+
+def _conclude(inbound: _Inbound, delivery: DeliveryKey, decision: Decision, direction: Direction,
+              context: RelayContext) -> RelayOutcome:
+    """Carry out a decision not to relay: drop, or reject and tell the sender when the policy allows it."""
+    if decision.disposition is Disposition.NOTIFY and decision.reason in NOTICE_TEXTS:
+        notified = _notify(inbound, delivery, decision.reason, context)
+        if notified is None:
+            return RelayOutcome(delivery.recipient, Action.DUPLICATE, Reason.DUPLICATE, direction)
+        return _rejected(delivery.recipient, decision.reason, direction, notice_sent=notified)
+    return _rejected(delivery.recipient, decision.reason, direction)
+
+
+def _notify(inbound: _Inbound, delivery: DeliveryKey, reason: Reason, context: RelayContext,
+            claimed: bool = False) -> bool | None:
+    """Send the sender an error mail for ``reason`` if the policy allows and the per-sender budget is not spent.
+
+    Returns whether a notice went out; None when this delivery was handled before (a retry: never twice).
+    """
+    facts = inbound.facts
+    if not may_notify(facts) or facts.sender is None:
+        return False
+    now = int(context.clock())
+    if not claimed:
+        claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
+        if claim is not ClaimResult.CLAIMED:
+            return None
+    sender_key = address_digest(facts.sender, context.keyring.current)
+    if not context.directory.allow_notice(sender_key, now // _HOUR, context.notices_per_sender_per_hour,
+                                          now + 2 * _HOUR):
+        logger.info("notice budget spent", sender=sender_key, reason=str(reason))
+        context.directory.reject_delivery(delivery, reason.value)
+        return False
+    notice = build_notice(
+        reason,
+        to_address=facts.sender,
+        relay_address=delivery.recipient.removeprefix("notice:"),
+        original_subject=inbound.headers.subject,
+        original_message_id=inbound.headers.message_id,
+        addressing=NoticeAddressing(context.brand, context.noreply_address,
+                                    loop_marker(context.keyring, context.addressing.domain, now)),
+        now=now,
+    )
+    sent = _send_claimed(context, delivery, notice, context.noreply_address, facts.sender,
+                         {"direction": "notice", "reason": reason.value})
+    context.directory.reject_delivery(delivery, reason.value)
+    return sent is not None
 
 
 def relay_messages(mails: Sequence[InboundMail], context: RelayContext) -> list[RelayOutcome]:

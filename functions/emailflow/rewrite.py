@@ -17,13 +17,22 @@ from email.header import Header
 from email.utils import formataddr
 from enum import Enum
 
-from emailflow.message import HeaderField, SplitMessage, decode_words, message_ids, split_message
+from emailflow.message import (
+    HeaderField,
+    SplitMessage,
+    decode_each_word,
+    decode_words,
+    message_ids,
+    split_message,
+)
 
 TRACE_HEADER = "X-Emailflow-Loop"
 """Our own header on every relayed message: the loop marker (its value is keyed, see ``loops``)."""
 MAX_DISPLAY_NAME = 64
 _MAX_IDS = 20
 """How many message ids of a References field are kept (the newest): threading needs only the last few."""
+_MAX_LINE = 998
+"""RFC 5322 section 2.1.1: octets per line, line ending excluded."""
 
 
 class HeaderRule(Enum):
@@ -78,6 +87,8 @@ class RewritePlan:
     """A Date value to add when the message has none (RFC 5322 requires one)."""
     thread_ids: Mapping[str, str | None] = field(default_factory=dict)
     """Message id -> the id the recipient knows it by (``<...>`` forms); None drops the id. Others are kept."""
+    subject: str | None = None
+    """A replacement Subject (e.g. tagged ``[SPAM]``); None keeps the message's own."""
 
 
 _ADDRESS_LIKE = re.compile(r"\S*@\S*|<[^>]*>|[<>@]")
@@ -87,7 +98,7 @@ def sanitise_display_name(name: str, limit: int = MAX_DISPLAY_NAME) -> str:
     """A display name that is safe to put in a From field: decoded from RFC 2047, without line breaks or control
     characters, without anything that looks like an address (so "jane@real.example" in a name cannot leak the
     address or pass for another), whitespace collapsed, and truncated."""
-    text = decode_words(name)
+    text = decode_words(name).replace("=?", " ")  # what is left encoded would be decoded by the reader's client
     text = "".join(" " if unicodedata.category(char)[0] in "CZ" else char for char in text)
     text = _ADDRESS_LIKE.sub(" ", text)
     text = " ".join(text.replace('"', "").replace("\\", "").split())
@@ -118,9 +129,30 @@ def _folded(name: str, value: str, newline: bytes) -> bytes:
     return f"{name}: {encoded}".encode("ascii")
 
 
+_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+"""Control characters, and what ``str.splitlines`` (so ``Header.encode``) breaks lines at."""
+
+
+def _text_field(name: str, text: str, newline: bytes) -> bytes:
+    """A kept field rewritten from decoded text. The text came out of encoded words, so it may hold line breaks
+    (a field injected, or the header block ended early), text that reads as encoded words once written plainly
+    (decoded again by the recipient's client), or words too long to fold: it is written plainly only when none of
+    that can happen, RFC 2047-encoded otherwise."""
+    value = _LINE_BREAKING.sub(" ", text)
+    if value.isascii() and "=?" not in value:
+        field = _folded(name, value, newline)
+        if all(len(line) <= _MAX_LINE for line in field.split(newline)):
+            return field
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep=newline.decode())
+    return f"{name}: {encoded}".encode("ascii")
+
+
 def _folded_ids(name: bytes, ids: list[str], newline: bytes) -> bytes:
-    """``In-Reply-To`` / ``References`` with one id per line (every id fits: ids are at most 997 bytes)."""
-    return name + b": " + (newline + b" ").join(message_id.encode("ascii", "replace") for message_id in ids)
+    """``In-Reply-To`` / ``References`` with one id per line (every id fits a line of its own: ids are at most 997
+    bytes; the first goes on the field's own line only when it fits there)."""
+    encoded = [message_id.encode("ascii", "replace") for message_id in ids]
+    start = b": " if len(name) + 2 + len(encoded[0]) <= _MAX_LINE else b":" + newline + b" "
+    return name + start + (newline + b" ").join(encoded)
 
 
 def _normalise_folding(raw: bytes, newline: bytes) -> bytes:
@@ -135,6 +167,12 @@ def _mentions(text: str, hidden: tuple[str, ...]) -> bool:
     return any(address in lowered for address in hidden)
 
 
+def _mentions_in_any_reading(text: str, hidden: tuple[str, ...]) -> bool:
+    """Whether ``text`` mentions a hidden address as written, as Python decodes its encoded words, or as a mail
+    client does (the two differ on malformed words: each can reveal what the other does not)."""
+    return any(_mentions(reading, hidden) for reading in (text, decode_words(text), decode_each_word(text)))
+
+
 def _mask(text: str, hidden: tuple[str, ...], replacement: str) -> str:
     for address in hidden:
         text = re.sub(re.escape(address), replacement, text, flags=re.IGNORECASE)
@@ -146,14 +184,21 @@ def _kept_field(header: HeaderField, rule: HeaderRule, plan: RewritePlan, hidden
     name = header.name.decode("ascii")
     if rule is HeaderRule.THREAD_IDS:
         mapped = [plan.thread_ids.get(message_id, message_id) for message_id in message_ids(header.text())]
-        ids = [message_id for message_id in mapped if message_id and not _mentions(message_id, hidden)][-_MAX_IDS:]
-        return _folded_ids(header.name, ids, newline) if ids else b""
+        ids = [message_id for message_id in mapped if message_id and not _mentions_in_any_reading(message_id, hidden)]
+        return _folded_ids(header.name, ids[-_MAX_IDS:], newline) if ids else b""
+    if rule is HeaderRule.SUBJECT and plan.subject is not None:
+        return _text_field(name, _mask(plan.subject, hidden, plan.from_address), newline)
     raw_text = header.raw.decode("latin-1")
-    if _mentions(raw_text, hidden) or _mentions(header.decoded_text(), hidden):
-        return _folded(name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
-    if rule is HeaderRule.SUBJECT and not header.raw_value.isascii():
-        return _folded(name, header.text(), newline)
+    if _mentions(raw_text, hidden) or _mentions_in_any_reading(header.text(), hidden):
+        return _text_field(name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
+    if rule is HeaderRule.SUBJECT and (not header.raw_value.isascii() or _has_overlong_line(header.raw)):
+        # Raw 8-bit text (RFC 6532) or a line over RFC 5322's 998 octets: rebuilt, encoded and folded.
+        return _text_field(name, header.decoded_text(), newline)
     return _normalise_folding(header.raw, newline)
+
+
+def _has_overlong_line(raw: bytes) -> bool:
+    return len(raw) > _MAX_LINE and any(len(line.rstrip(b"\r")) > _MAX_LINE for line in raw.split(b"\n"))
 
 
 def rewrite_header_block(split: SplitMessage, plan: RewritePlan) -> bytes:
@@ -175,6 +220,8 @@ def rewrite_header_block(split: SplitMessage, plan: RewritePlan) -> bytes:
         line = _kept_field(header, rule, plan, hidden, newline)
         if line:
             lines.append(line)
+    if "subject" not in seen and plan.subject is not None:
+        lines.append(_text_field("Subject", _mask(plan.subject, hidden, plan.from_address), newline))
     if "date" not in seen:
         lines.append(f"Date: {plan.date}".encode("ascii"))
     lines.append(f"{TRACE_HEADER}: {plan.trace_value}".encode("ascii"))

@@ -15,6 +15,7 @@ from emailflow.adapters.sesv2 import SesMailer
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, Keyring
 from emailflow.config import Settings, get_settings
+from emailflow.policy import SpamPolicy
 from emailflow.relay import RelayContext
 
 _DAY = 86_400
@@ -49,6 +50,11 @@ def relay_context() -> RelayContext:
         sent_record_seconds=settings.sent_record_days * _DAY,
         delivery_record_seconds=settings.delivery_record_days * _DAY,
         ses_message_id_domain=settings.ses_message_id_domain,
+        spam_policy=SpamPolicy(settings.spam_policy),
+        notices_per_sender_per_hour=settings.notices_per_sender_per_hour,
+        pair_messages_per_minute=settings.pair_messages_per_minute,
+        noreply_local_part=settings.noreply_local_part,
+        oversize_link_seconds=settings.oversize_link_hours * 3600,
     )
 
 

@@ -118,9 +118,9 @@ def test_relay_stranger_writing_to_user_code_is_rejected(relay: RelayHarness) ->
                                          "Owner@Holiday-Flats.example": "intruder@elsewhere.example"})
     result = relay.deliver(raw, [user_address], "intruder@elsewhere.example")
 
-    # Then nothing reaches the user and the reason is recorded
+    # Then nothing reaches the user and the reason is recorded (the stranger gets a notice: see test_policy)
     assert result["outcomes"][0]["reason"] == "stranger"
-    assert len(relay.sent()) == 1
+    assert [mail.destinations[0] for mail in relay.sent()] == [OWNER, "intruder@elsewhere.example"]
 
 
 def test_relay_missing_raw_mail_raises_for_retry(relay: RelayHarness) -> None:

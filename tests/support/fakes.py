@@ -84,6 +84,10 @@ class InMemoryDirectory:
         self.sent: dict[str, _Timed] = {}
         self.copies: dict[tuple[str, str], _Timed] = {}
         """(original message id, recipient key) -> our copy."""
+        self.rates: dict[tuple[str, str, int], int] = {}
+        """(service code, user address, minute) -> messages relayed in the pair that minute."""
+        self.notices: dict[tuple[str, int], int] = {}
+        """(sender key, hour) -> error mails sent."""
         self.reads = 0
         """Read calls (each stands for one or two BatchGetItem round trips of the real store)."""
         self.claims = 0
@@ -144,7 +148,8 @@ class InMemoryDirectory:
         self.reads += 1
         sent, copies = self._thread_records(refs)
         return Snapshot(service=self.services.get(service_code), pair=self.pairs.get((service_code, user_address)),
-                        delivery=self._delivery_now(delivery), sent=sent, copies=copies)
+                        delivery=self._delivery_now(delivery), sent=sent, copies=copies,
+                        recent_messages=self._recent(service_code, user_address))
 
     def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
         self.reads += 1
@@ -154,7 +159,10 @@ class InMemoryDirectory:
         if alias is None:
             return Snapshot(delivery=state, sent=sent, copies=copies)
         return Snapshot(service=self.services.get(alias[0]), pair=self.pairs.get(alias), delivery=state,
-                        sent=sent, copies=copies)
+                        sent=sent, copies=copies, recent_messages=self._recent(*alias))
+
+    def _recent(self, service_code: str, user_address: str) -> int:
+        return self.rates.get((service_code, user_address, int(self._clock()) // 60), 0)
 
     def _thread_records(self, refs: ThreadRefs) -> tuple[dict[str, SentMessage], dict[str, SentMessage]]:
         sent = {ses_id: timed.record for ses_id in refs.ses_ids.values()
@@ -236,6 +244,16 @@ class InMemoryDirectory:
         if sent.original_message_id:
             self.copies[(sent.original_message_id, recipient_key)] = _Timed(sent, sent_expires_at)
         self.pairs[(pair.service_code, pair.user_address)] = updated
+        rate = (pair.service_code, pair.user_address, sent.sent_at // 60)
+        self.rates[rate] = self.rates.get(rate, 0) + 1
+
+    def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        # ADD count :one, conditional on count < limit (expiry is by window: a new hour is a new item)
+        count = self.notices.get((sender_key, window), 0)
+        if count >= limit:
+            return False
+        self.notices[(sender_key, window)] = count + 1
+        return True
 
 
 @dataclass(frozen=True)
@@ -294,6 +312,14 @@ class DictMailStore:
 
     def put(self, message_id: str, raw: bytes) -> None:
         self.objects[message_id] = raw
+
+    def put_copy(self, name: str, raw: bytes) -> str:
+        key = f"copies/{name}"
+        self.objects[key] = raw
+        return key
+
+    def download_url(self, key: str, seconds: int) -> str:
+        return f"https://inbound.example/{key}?expires={seconds}"
 
     def get_raw(self, key: str) -> bytes:
         self.reads += 1

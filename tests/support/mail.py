@@ -36,7 +36,7 @@ def new_message_id() -> str:
 
 
 def ses_receipt_event(message_id: str, recipients: Sequence[str], source: str,
-                      verdicts: Mapping[str, str] | None = None) -> dict[str, Any]:
+                      verdicts: Mapping[str, str] | None = None, dmarc_policy: str | None = None) -> dict[str, Any]:
     """The SES receipt-rule Lambda event for one stored message."""
     event = copy.deepcopy(_receipt_event())
     ses = event["Records"][0]["ses"]
@@ -46,4 +46,6 @@ def ses_receipt_event(message_id: str, recipients: Sequence[str], source: str,
     ses["receipt"]["recipients"] = list(recipients)
     for name, status in (verdicts or {}).items():
         ses["receipt"][f"{name}Verdict"] = {"status": status}
+    if dmarc_policy is not None:
+        ses["receipt"]["dmarcPolicy"] = dmarc_policy
     return event

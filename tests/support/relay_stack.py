@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -64,13 +64,15 @@ class RelayHarness:
         return wiring.addressing(get_settings())
 
     def deliver(self, raw: bytes, recipients: Sequence[str], source: str, *, message_id: str | None = None,
-                store: bool = True) -> dict[str, Any]:
+                store: bool = True, verdicts: Mapping[str, str] | None = None,
+                dmarc_policy: str | None = None) -> dict[str, Any]:
         settings = get_settings()
         message_id = message_id or new_message_id()
         if store:
             boto3.client("s3").put_object(Bucket=settings.inbound_bucket,
                                           Key=f"{settings.inbound_prefix}{message_id}", Body=raw)
-        return self.handler(ses_receipt_event(message_id, recipients, source), LocalLambdaContext())
+        event = ses_receipt_event(message_id, recipients, source, verdicts, dmarc_policy)
+        return self.handler(event, LocalLambdaContext())
 
     @staticmethod
     def sent() -> list[SentMail]:

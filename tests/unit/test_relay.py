@@ -270,10 +270,14 @@ def test_relay_inbound_rejects_stranger_writing_to_user_code(relay: Relay) -> No
     outcome = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
                                           {"Owner@Holiday-Flats.example": "spam@elsewhere.example"}))
 
-    # Then it is rejected and the user receives nothing
+    # Then it is rejected, the user receives nothing, and the (authenticated) stranger is told why
     assert (outcome.action, outcome.reason, outcome.direction) == (Action.REJECTED, Reason.STRANGER,
                                                                    Direction.TO_USER)
-    assert len(relay.mailer.sent) == 1
+    assert outcome.notice_sent
+    notice = relay.mailer.sent[-1]
+    assert len(relay.mailer.sent) == 2
+    assert (notice.to_address, notice.from_address) == ("spam@elsewhere.example", "no-reply@relay.example")
+    assert USER not in notice.raw.decode()
 
 
 # -- rejections ------------------------------------------------------------------------------------------------
@@ -284,11 +288,13 @@ def test_relay_inbound_rejects_unknown_service_code(relay: Relay) -> None:
     address = f"service-{CodeBook(KEYRING).new_code(CodeKind.SERVICE)}@relay.example"
 
     # When the user writes to it
-    outcome = _only(relay.deliver(load_eml("user_first_message.eml"), [address], USER))
+    raw = load_eml("user_first_message.eml", {"service-placeholder@relay.example": address})
+    outcome = _only(relay.deliver(raw, [address], USER))
 
-    # Then it is an unknown code and nothing is sent
-    assert outcome == RelayOutcome(address, Action.REJECTED, Reason.UNKNOWN_CODE, Direction.TO_SERVICE)
-    assert relay.mailer.attempts == 0
+    # Then it is an unknown code; only the (authenticated) user is told, by an error mail
+    assert outcome == RelayOutcome(address, Action.REJECTED, Reason.UNKNOWN_CODE, Direction.TO_SERVICE,
+                                   notice_sent=True)
+    assert [sent.to_address for sent in relay.mailer.sent] == [USER]
 
 
 def test_relay_inbound_rejects_unknown_user_code(relay: Relay) -> None:
@@ -296,11 +302,13 @@ def test_relay_inbound_rejects_unknown_user_code(relay: Relay) -> None:
     address = f"user-{CodeBook(KEYRING).new_code(CodeKind.USER)}@relay.example"
 
     # When someone writes to it
-    outcome = _only(relay.deliver(load_eml("service_reply.eml"), [address], OWNER))
+    raw = load_eml("service_reply.eml", {"user-placeholder@relay.example": address})
+    outcome = _only(relay.deliver(raw, [address], OWNER))
 
-    # Then it is an unknown code and nothing is sent
-    assert outcome == RelayOutcome(address, Action.REJECTED, Reason.UNKNOWN_CODE, Direction.TO_USER)
-    assert relay.mailer.attempts == 0
+    # Then it is an unknown code; only the writer is told
+    assert outcome == RelayOutcome(address, Action.REJECTED, Reason.UNKNOWN_CODE, Direction.TO_USER,
+                                   notice_sent=True)
+    assert [sent.to_address for sent in relay.mailer.sent] == [OWNER]
 
 
 def test_relay_inbound_rejects_guessed_code_without_any_read(relay: Relay) -> None:
@@ -336,9 +344,10 @@ def test_relay_inbound_rejects_user_mail_to_disabled_service(relay: Relay) -> No
     # When the user writes to it
     outcome = _only(relay.user_writes(service))
 
-    # Then nothing is sent
-    assert (outcome.reason, outcome.direction) == (Reason.SERVICE_DISABLED, Direction.TO_SERVICE)
-    assert relay.mailer.attempts == 0
+    # Then nothing reaches the service; the user is told the address no longer receives mail
+    assert (outcome.reason, outcome.direction, outcome.notice_sent) == (Reason.SERVICE_DISABLED,
+                                                                        Direction.TO_SERVICE, True)
+    assert [sent.to_address for sent in relay.mailer.sent] == [USER]
 
 
 def test_relay_inbound_rejects_service_mail_once_service_is_disabled(relay: Relay) -> None:
@@ -349,9 +358,9 @@ def test_relay_inbound_rejects_service_mail_once_service_is_disabled(relay: Rela
     # When the service replies to the user code
     outcome = _only(relay.service_replies(to_service.from_address, to_service.header_message_id))
 
-    # Then the user receives nothing
+    # Then the user receives nothing; the service's sender is told
     assert (outcome.reason, outcome.direction) == (Reason.SERVICE_DISABLED, Direction.TO_USER)
-    assert relay.mailer.attempts == 1
+    assert [sent.to_address for sent in relay.mailer.sent] == [OWNER, OWNER]
 
 
 @pytest.mark.parametrize(

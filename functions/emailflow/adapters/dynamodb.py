@@ -8,6 +8,8 @@
 | delivery claim   | ``DLV#<inbound id>``| ``RCPT#<recipient>``  |
 | sent message     | ``SENT#<ses id>``   | ``SENT``              |
 | ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
+| pair rate        | ``RATE#<svc>#<addr>``| ``<unix minute>``    |
+| notice budget    | ``NOTICE#<digest>`` | ``<unix hour>``       |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
 Every write that must happen once is conditional; TTL (``expires_at``) deletion can lag by days, so reads check
@@ -61,6 +63,15 @@ def delivery_key(delivery: DeliveryKey) -> Item:
 
 def sent_key(ses_message_id: str) -> Item:
     return {"pk": {"S": f"SENT#{ses_message_id}"}, "sk": {"S": "SENT"}}
+
+
+def rate_key(service_code: str, user_address: str, minute: int) -> Item:
+    """Messages relayed in one pair during one minute (both directions): the auto-responder ping-pong brake."""
+    return {"pk": {"S": f"RATE#{service_code}#{user_address}"}, "sk": {"S": str(minute)}}
+
+
+def notice_key(sender_key: str, window: int) -> Item:
+    return {"pk": {"S": f"NOTICE#{sender_key}"}, "sk": {"S": str(window)}}
 
 
 def copy_key(original_message_id: str, recipient_key: str) -> Item:
@@ -192,7 +203,8 @@ class DynamoDirectory:
 
     def load_for_user_mail(self, service_code: str, user_address: str, delivery: DeliveryKey,
                            refs: ThreadRefs) -> Snapshot:
-        keys = [service_key(service_code), pair_key(service_code, user_address), delivery_key(delivery)]
+        keys = [service_key(service_code), pair_key(service_code, user_address), delivery_key(delivery),
+                rate_key(service_code, user_address, self._minute())]
         items = self._batch_get([*keys, *self._thread_keys(refs)])
         service_item = items.get(self._key_of(keys[0]))
         pair_item = items.get(self._key_of(keys[1]))
@@ -200,6 +212,7 @@ class DynamoDirectory:
             service=None if service_item is None else _service_from(service_item),
             pair=None if pair_item is None else _pair_from(pair_item, service_code),
             delivery=self._delivery_state(items.get(self._key_of(keys[2]))),
+            recent_messages=_n(items.get(self._key_of(keys[3])) or {}, "count") or 0,
             **self._thread_records(items, refs),
         )
 
@@ -212,15 +225,20 @@ class DynamoDirectory:
         if alias is None:
             return Snapshot(delivery=state, **threads)
         service_code, user_address = str(alias["service_code"]["S"]), str(alias["user_address"]["S"])
-        second = self._batch_get([service_key(service_code), pair_key(service_code, user_address)])
+        rate = rate_key(service_code, user_address, self._minute())
+        second = self._batch_get([service_key(service_code), pair_key(service_code, user_address), rate])
         service_item = second.get(self._key_of(service_key(service_code)))
         pair_item = second.get(self._key_of(pair_key(service_code, user_address)))
         return Snapshot(
             service=None if service_item is None else _service_from(service_item),
             pair=None if pair_item is None else _pair_from(pair_item, service_code),
             delivery=state,
+            recent_messages=_n(second.get(self._key_of(rate)) or {}, "count") or 0,
             **threads,
         )
+
+    def _minute(self) -> int:
+        return int(self._clock()) // 60
 
     @staticmethod
     def _thread_keys(refs: ThreadRefs) -> list[Item]:
@@ -345,7 +363,27 @@ class DynamoDirectory:
             {"Update": {"TableName": self._table, "Key": pair_key(pair.service_code, pair.user_address),
                         "UpdateExpression": update, "ConditionExpression": "attribute_exists(pk)",
                         "ExpressionAttributeValues": {":now": _num(sent.sent_at), ":one": _num(1)}}},
+            {"Update": {"TableName": self._table,
+                        "Key": rate_key(pair.service_code, pair.user_address, sent.sent_at // 60),
+                        "UpdateExpression": "ADD #count :one SET expires_at = :expires",
+                        "ExpressionAttributeNames": {"#count": "count"},
+                        "ExpressionAttributeValues": {":one": _num(1), ":expires": _num(sent.sent_at + 120)}}},
         ])
+
+    def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """One conditional ADD: counts the notice and refuses it once ``limit`` notices went out in ``window``."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=notice_key(sender_key, window),
+                UpdateExpression="ADD #count :one SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
+                ExpressionAttributeNames={"#count": "count"},
+                ExpressionAttributeValues={":one": _num(1), ":limit": _num(limit), ":expires": _num(expires_at)})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise RelayFault("could not count the notice") from exc
+        return True
 
     # -- plumbing -------------------------------------------------------------------------------------------
 

@@ -28,6 +28,21 @@ class S3MailStore:
     def object_key(self, message_id: str) -> str:
         return f"{self._prefix}{message_id}"
 
+    def put_copy(self, name: str, raw: bytes) -> str:
+        """Keep a copy under ``<prefix>copies/`` (the raw-mail lifecycle rule expires it with the rest)."""
+        key = f"{self._prefix}copies/{name}"
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=raw, ContentType="message/rfc822")
+        except (ClientError, BotoCoreError) as exc:
+            raise RelayFault("could not store the copy in S3") from exc
+        return key
+
+    def download_url(self, key: str, seconds: int) -> str:
+        """A presigned GET. Signed with the function's role, so it stops working when the role's session does,
+        even before ``seconds`` (docs/outcomes.md, oversize)."""
+        return self._client.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": key},
+                                                   ExpiresIn=seconds)
+
     def get_raw(self, key: str) -> bytes:
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=self.object_key(key))

@@ -1,0 +1,89 @@
+"""Error mails ("notices") to the sender of a message the relay did not deliver. Templated in one place.
+
+A notice says what happened and what to do, in plain words, and reveals nothing about the other side: no real
+address, no name beyond what the sender already wrote to. It is marked ``Auto-Submitted: auto-replied``
+(RFC 3834) so that well-behaved autoresponders never answer it, carries the relay's loop marker, and threads under
+the sender's own message (``In-Reply-To``). Whether a notice may be sent at all is the policy's decision.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, formatdate, make_msgid
+
+from emailflow.outcomes import Reason
+from emailflow.rewrite import TRACE_HEADER, sanitise_display_name
+
+_MAX_SUBJECT = 120
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeText:
+    subject: str
+    paragraphs: tuple[str, ...]
+
+
+# {relay}: the relay address the sender wrote to; {brand}: the marketplace's name.
+NOTICE_TEXTS: dict[Reason, NoticeText] = {
+    Reason.UNKNOWN_CODE: NoticeText("Not delivered: address not in use", (
+        "Your message to {relay} was not delivered: this address is not in use.",
+        "If you found it on {brand}, open the listing on the website again and use the address shown there, or the "
+        "contact form.",
+    )),
+    Reason.SERVICE_DISABLED: NoticeText("Not delivered: address no longer active", (
+        "Your message to {relay} was not delivered: the listing or account behind this address is closed or "
+        "paused and no longer receives messages through {brand}.",
+        "Please look for a current listing on the website.",
+    )),
+    Reason.STRANGER: NoticeText("Not delivered: sent from an unregistered address", (
+        "Your message to {relay} was not delivered because it was sent from an address that is not registered "
+        "for this conversation.",
+        "To answer, reply from the e-mail address registered with your {brand} account, or add this address to "
+        "your account's e-mail settings and send the message again.",
+    )),
+    Reason.BCC: NoticeText("Not delivered: the relay address was in Bcc", (
+        "Your message reached {relay} only as a blind copy (Bcc), so {brand} cannot tell which conversation it "
+        "belongs to and did not deliver it.",
+        "Please send it again with {relay} in the To field.",
+    )),
+    Reason.OVERSIZE: NoticeText("Delivered as a download link: message too large", (
+        "Your message to {relay} is larger than e-mail can carry onwards, so the recipient was sent a short "
+        "message with a link to download it instead. The link expires after a while.",
+        "To be sure it arrives, send large files as links (for example from a file-sharing service).",
+    )),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeAddressing:
+    brand: str
+    noreply_address: str
+    trace_value: str
+
+
+def build_notice(reason: Reason, *, to_address: str, relay_address: str, original_subject: str,
+                 original_message_id: str | None, addressing: NoticeAddressing, now: float) -> bytes:
+    """The raw notice mail (CRLF) for ``reason``; ``KeyError`` if the reason has no notice."""
+    text = NOTICE_TEXTS[reason]
+    values = {"relay": relay_address, "brand": addressing.brand}
+    paragraphs = [paragraph.format(**values) for paragraph in text.paragraphs]
+    message = EmailMessage(policy=SMTP)
+    message["From"] = formataddr((sanitise_display_name(addressing.brand), addressing.noreply_address))
+    message["To"] = to_address
+    quoted = sanitise_display_name(original_subject, _MAX_SUBJECT)
+    message["Subject"] = f"{text.subject}: {quoted}" if quoted else text.subject
+    message["Date"] = formatdate(now, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=addressing.noreply_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-replied"
+    message[TRACE_HEADER] = addressing.trace_value
+    if original_message_id:
+        message["In-Reply-To"] = original_message_id
+        message["References"] = original_message_id
+    message.set_content("\n\n".join(paragraphs) + f"\n\n-- \n{addressing.brand}\n")
+    body = "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in paragraphs)
+    message.add_alternative(f"<!doctype html><html><body>{body}<p>&mdash; {html.escape(addressing.brand)}</p>"
+                            "</body></html>", subtype="html")
+    return message.as_bytes()
