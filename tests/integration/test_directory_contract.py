@@ -69,6 +69,10 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
     call("record_sent", DeliveryKey("m6", "x"), sent, Pair("s1", "nobody@x.example", "u9", START), "k", START)
     call("get_service", "s1")
     call("get_service", "s2")
+    for _ in range(4):
+        call("allow_notice", "digest-a", 7, 3, START + 7200)
+    call("allow_notice", "digest-a", 8, 3, START + 7200)
+    call("allow_notice", "digest-b", 7, 3, START + 7200)
     results.append(("list_pairs", sorted(directory.list_pairs("s1"), key=str)))
     return results
 
@@ -84,6 +88,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 29
+    assert len(real_results) == len(fake_results) == 35
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name
