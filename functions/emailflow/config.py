@@ -43,6 +43,8 @@ class Settings:
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
     noreply_local_part: str = "no-reply"
+    transient_bounce_limit: int = 3
+    """Transient bounces in a row after which an address is treated as gone for good."""
     oversize_link_hours: int = 24
     """Lifetime of the download link sent instead of a message too large to send; 0 turns the link off."""
     region: str = "us-east-1"
@@ -73,6 +75,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE": "pair_messages_per_minute",
     "EMAILFLOW_NOREPLY_LOCAL_PART": "noreply_local_part",
     "EMAILFLOW_OVERSIZE_LINK_HOURS": "oversize_link_hours",
+    "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -120,6 +123,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         pair_messages_per_minute=_positive_int(environ, "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE", 10),
         noreply_local_part=noreply,
         oversize_link_hours=_non_negative_int(environ, "EMAILFLOW_OVERSIZE_LINK_HOURS", 24),
+        transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 

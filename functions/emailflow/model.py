@@ -33,6 +33,9 @@ class Service:
     context: Mapping[str, str] = field(default_factory=dict)
     """Free marketplace context, e.g. ``{"listing": "4711"}``."""
     created_at: int = 0
+    undeliverable: Mapping[str, str] = field(default_factory=dict)
+    """Registered addresses that bounced for good (address -> reason), mirrored here by the bounces handler so the
+    relay sees it in the read it makes anyway. Cleared by an operator."""
 
     @property
     def active(self) -> bool:
@@ -54,6 +57,10 @@ class Pair:
     first_reply_at: int | None = None
     last_user_message_at: int | None = None
     last_service_message_at: int | None = None
+    delivered_to_service: int = 0
+    delivered_to_user: int = 0
+    suspended: Mapping[str, str] = field(default_factory=dict)
+    """Direction -> reason: a complaint ("marked as spam") by the recipient stops that direction of the pair."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,41 @@ class SentMessage:
     original_message_id: str | None
     inbound_message_id: str
     sent_at: int
+    recipient_address: str = ""
+    """The real address the relay sent to (the one a bounce names)."""
+    sender_automatic: bool = False
+    """The inbound message was auto-generated: a bounce of it is never answered."""
+    user_address: str = ""
+    """The pair's user address (the pair's key), whichever direction the message went."""
+    recipient_name: str = ""
+    """The display name the sender knows the recipient by (the service's registered name; empty for a user)."""
+
+
+class FeedbackState(StrEnum):
+    """How far the bounces handler got with feedback on one sent message (idempotency of its effects)."""
+
+    RECORDED = "recorded"
+    """The state change is written; the sender's notice is still to be sent."""
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """A sent message as the bounces handler reads it: the record and what feedback was already handled."""
+
+    message: SentMessage
+    bounce: FeedbackState | None = None
+    complaint: FeedbackState | None = None
+    delivered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AddressHealth:
+    """What the relay knows about delivering to one real address."""
+
+    address: str
+    undeliverable_reason: str | None = None
+    transient_bounces: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +150,8 @@ class Snapshot:
     """SES message id -> sent record, for the SES ids an inbound reply refers to."""
     recent_messages: int = 0
     """Messages relayed in this pair during the current minute (the ping-pong brake)."""
+    user_undeliverable: str | None = None
+    """Why the pair's user address no longer receives mail (mail to a user code only), or None."""
     copies: Mapping[str, SentMessage] = field(default_factory=dict)
     """Foreign ``<id>`` -> the record of our copy of that message to this recipient (its SES id is what the
     recipient's client knows)."""

@@ -49,6 +49,21 @@ NOTICE_TEXTS: dict[Reason, NoticeText] = {
         "belongs to and did not deliver it.",
         "Please send it again with {relay} in the To field.",
     )),
+    Reason.RECIPIENT_UNDELIVERABLE: NoticeText("Not delivered: the recipient's mailbox does not accept mail", (
+        "Your message to {relay} was not delivered: earlier messages to this recipient bounced, their mailbox no "
+        "longer accepts mail, so {brand} stopped sending to it.",
+        "Please contact them another way, for example through the website.",
+    )),
+    Reason.BOUNCE_PERMANENT: NoticeText("Undeliverable", (
+        "Your message to {name} could not be delivered: the recipient's mailbox does not accept mail (the "
+        "address no longer exists or refuses messages). Sending it again will not help.",
+        "Please contact them another way, for example through {brand}'s website.",
+    )),
+    Reason.BOUNCE_TRANSIENT: NoticeText("Delivery delayed or failed", (
+        "Your message to {name} could not be delivered for now: the recipient's mailbox is full or their mail "
+        "server is temporarily unavailable.",
+        "You can send it again later.",
+    )),
     Reason.OVERSIZE: NoticeText("Delivered as a download link: message too large", (
         "Your message to {relay} is larger than e-mail can carry onwards, so the recipient was sent a short "
         "message with a link to download it instead. The link expires after a while.",
@@ -62,16 +77,23 @@ class NoticeAddressing:
     brand: str
     noreply_address: str
     trace_value: str
+    from_address: str | None = None
+    """Send From this relay address instead of no-reply (bounce notices: the address the sender wrote to, so the
+    notice threads with the conversation in their client)."""
+    from_name: str | None = None
 
 
 def build_notice(reason: Reason, *, to_address: str, relay_address: str, original_subject: str,
-                 original_message_id: str | None, addressing: NoticeAddressing, now: float) -> bytes:
+                 original_message_id: str | None, addressing: NoticeAddressing, now: float,
+                 recipient_name: str = "") -> bytes:
     """The raw notice mail (CRLF) for ``reason``; ``KeyError`` if the reason has no notice."""
     text = NOTICE_TEXTS[reason]
-    values = {"relay": relay_address, "brand": addressing.brand}
+    name = sanitise_display_name(recipient_name) or "the recipient"
+    values = {"relay": relay_address, "brand": addressing.brand, "name": name}
     paragraphs = [paragraph.format(**values) for paragraph in text.paragraphs]
     message = EmailMessage(policy=SMTP)
-    message["From"] = formataddr((sanitise_display_name(addressing.brand), addressing.noreply_address))
+    sender_name = sanitise_display_name(addressing.from_name or addressing.brand)
+    message["From"] = formataddr((sender_name, addressing.from_address or addressing.noreply_address))
     message["To"] = to_address
     quoted = sanitise_display_name(original_subject, _MAX_SUBJECT)
     message["Subject"] = f"{text.subject}: {quoted}" if quoted else text.subject

@@ -7,11 +7,15 @@ these names; a test proves that every metric they read is one of the constants b
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from emailflow.outcomes import Action, RelayOutcome
+
+if TYPE_CHECKING:
+    from emailflow.bounces import FeedbackOutcome
 
 logger = Logger()
 metrics = Metrics()
@@ -23,9 +27,15 @@ CONVERSATIONS_STARTED = "ConversationsStarted"
 FIRST_REPLIES = "FirstReplies"
 RESPONSE_TIME = "ResponseTime"
 NOTICES_SENT = "NoticesSent"
+BOUNCES = "Bounces"
+COMPLAINTS = "Complaints"
+DELIVERIES = "Deliveries"
+ADDRESSES_SUPPRESSED = "AddressesSuppressed"
+FEEDBACK_IGNORED = "FeedbackIgnored"
 
 METRIC_NAMES = frozenset({MESSAGES_RELAYED, MESSAGES_REJECTED, DUPLICATES_SKIPPED, CONVERSATIONS_STARTED,
-                          FIRST_REPLIES, RESPONSE_TIME, NOTICES_SENT})
+                          FIRST_REPLIES, RESPONSE_TIME, NOTICES_SENT, BOUNCES, COMPLAINTS, DELIVERIES,
+                          ADDRESSES_SUPPRESSED, FEEDBACK_IGNORED})
 
 
 def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
@@ -56,3 +66,24 @@ def _single(name: str, value: float, unit: MetricUnit, dimensions: dict[str, str
     with single_metric(name=name, unit=unit, value=value, default_dimensions=metrics.default_dimensions) as m:
         for key, dimension in dimensions.items():
             m.add_dimension(name=key, value=dimension)
+
+
+def record_feedback(outcomes: Iterable[FeedbackOutcome]) -> None:
+    """Emit the metrics of SES feedback the bounces handler applied (duplicates are not counted again)."""
+    for outcome in outcomes:
+        if outcome.action.value == "ignored":
+            _single(FEEDBACK_IGNORED, 1, MetricUnit.Count, {"Reason": outcome.reason})
+            continue
+        if outcome.action.value != "recorded":
+            continue
+        direction = {"Direction": str(outcome.direction)} if outcome.direction else {}
+        if outcome.type.value == "Bounce":
+            _single(BOUNCES, 1, MetricUnit.Count, {**direction, "BounceKind": outcome.reason})
+            if outcome.address_undeliverable:
+                metrics.add_metric(name=ADDRESSES_SUPPRESSED, unit=MetricUnit.Count, value=1)
+            if outcome.notice_sent:
+                _single(NOTICES_SENT, 1, MetricUnit.Count, {"Reason": outcome.reason})
+        elif outcome.type.value == "Complaint":
+            _single(COMPLAINTS, 1, MetricUnit.Count, direction)
+        elif outcome.type.value == "Delivery":
+            _single(DELIVERIES, 1, MetricUnit.Count, direction)

@@ -208,6 +208,18 @@ def decide_service_mail(facts: MailFacts, pair: Pair | None, service: Service | 
     return None
 
 
+def decide_recipient(facts: MailFacts, direction: str, pair: Pair | None, recipient_undeliverable: bool) -> \
+        Decision | None:
+    """Whether the real recipient may be mailed: not after a complaint about this direction of the conversation
+    (dropped: telling the sender would only teach a spammer), not at an address that bounced for good (the sender
+    is told at once instead of after another bounce). None: go ahead."""
+    if pair is not None and direction in pair.suspended:
+        return Decision(Disposition.DROP, Reason.COMPLAINT_SUSPENDED)
+    if recipient_undeliverable:
+        return _notify_or_drop(facts, Reason.RECIPIENT_UNDELIVERABLE)
+    return None
+
+
 def _notify_or_drop(facts: MailFacts, reason: Reason) -> Decision:
     return Decision(Disposition.DROP if facts.auto_generated else Disposition.NOTIFY, reason)
 

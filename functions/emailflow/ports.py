@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Protocol
 
-from emailflow.model import DeliveryKey, Pair, SentMessage, Service, Snapshot, ThreadRefs
+from emailflow.model import (
+    AddressHealth,
+    DeliveryKey,
+    FeedbackState,
+    Pair,
+    SentMessage,
+    SentRecord,
+    Service,
+    Snapshot,
+    ThreadRefs,
+)
 
 
 class RelayFault(RuntimeError):
@@ -90,3 +100,25 @@ class Directory(Protocol):
         """After a send: close the delivery, store the sent record (by SES id, and by original id for
         ``recipient_key``) and update the pair's figures, atomically."""
         ...
+
+
+class FeedbackStore(Protocol):
+    """What the bounces handler needs of the store."""
+
+    def feedback_context(self, ses_message_id: str, address: str | None) -> tuple[SentRecord | None, AddressHealth]:
+        """The sent record (with what feedback was handled) and the health of ``address``, in one read."""
+        ...
+
+    def record_bounce(self, sent: SentMessage, address: str, undeliverable_reason: str | None, now: int) -> bool:
+        """Apply a bounce once, marking it done (False: recorded before)."""
+        ...
+
+    def set_bounce_state(self, ses_message_id: str, state: FeedbackState) -> None:
+        """Reopen (``RECORDED``: notice still owed) or close a bounce."""
+        ...
+
+    def record_complaint(self, sent: SentMessage, reason: str, now: int) -> bool: ...
+
+    def record_delivery(self, sent: SentMessage, address: str, now: int) -> bool: ...
+
+    def get_service(self, code: str) -> Service | None: ...

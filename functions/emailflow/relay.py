@@ -33,6 +33,7 @@ from emailflow.policy import (
     Disposition,
     MailFacts,
     SpamPolicy,
+    decide_recipient,
     decide_service_mail,
     decide_user_mail,
     may_notify,
@@ -182,6 +183,10 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
         raise RelayFault("an unknown service code passed the policy")
     if duplicate := _duplicate(snapshot, delivery, Direction.TO_SERVICE):
         return duplicate
+    deliverable = [address for address in service.addresses if address not in service.undeliverable]
+    refusal = decide_recipient(inbound.facts, Direction.TO_SERVICE.value, snapshot.pair, not deliverable)
+    if refusal is not None:
+        return _conclude(inbound, delivery, refusal, Direction.TO_SERVICE, context)
     if snapshot.recent_messages >= context.pair_messages_per_minute:
         return _rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE)
     now = int(context.clock())
@@ -204,7 +209,7 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
     plan = RewritePlan(
         from_display_name=relay_display_name(name, context.brand),
         from_address=context.addressing.address(CodeKind.USER, pair.user_code),
-        to_address=service.addresses[0],
+        to_address=deliverable[0],  # the first registered address that still accepts mail
         hidden_addresses=(user_address,),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
@@ -232,6 +237,9 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         raise RelayFault("a user code without pair or service passed the policy")
     if duplicate := _duplicate(snapshot, delivery, Direction.TO_USER):
         return duplicate
+    refusal = decide_recipient(inbound.facts, Direction.TO_USER.value, pair, snapshot.user_undeliverable is not None)
+    if refusal is not None:
+        return _conclude(inbound, delivery, refusal, Direction.TO_USER, context)
     if snapshot.recent_messages >= context.pair_messages_per_minute:
         return _rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_USER)
     now = int(context.clock())
@@ -305,7 +313,7 @@ def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pai
     ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags)
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
-    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context)
+    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
     return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id)
 
 
@@ -325,7 +333,7 @@ def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from
 
 
 def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair: Pair, service: Service,
-            direction: Direction, now: int, context: RelayContext) -> None:
+            direction: Direction, now: int, context: RelayContext, recipient_address: str) -> None:
     sent = SentMessage(
         ses_message_id=ses_message_id,
         direction=direction,
@@ -335,6 +343,10 @@ def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair:
         original_message_id=inbound.headers.message_id,
         inbound_message_id=inbound.mail.message_id,
         sent_at=now,
+        recipient_address=recipient_address,
+        sender_automatic=inbound.facts.auto_generated,
+        user_address=pair.user_address,
+        recipient_name=service.display_name if direction is Direction.TO_SERVICE else "",
     )
     recipient_key = f"{CodeKind.SERVICE.value}:{service.code}" if direction is Direction.TO_SERVICE else \
         f"{CodeKind.USER.value}:{pair.user_code}"
@@ -361,7 +373,7 @@ def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, 
     ses_message_id = _send_claimed(context, delivery, link_mail, plan.from_address, plan.to_address, tags)
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
-    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context)
+    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
     _notify(inbound, DeliveryKey(delivery.inbound_message_id, f"notice:{delivery.recipient}"), Reason.OVERSIZE,
             context)
     return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.OVERSIZE, direction, ses_message_id)

@@ -13,6 +13,7 @@ from emailflow.adapters.s3 import S3MailStore
 from emailflow.adapters.secrets import load_keyring
 from emailflow.adapters.sesv2 import SesMailer
 from emailflow.addresses import RelayAddressing
+from emailflow.bounces import BouncesContext
 from emailflow.codes import CodeBook, Keyring
 from emailflow.config import Settings, get_settings
 from emailflow.policy import SpamPolicy
@@ -58,8 +59,23 @@ def relay_context() -> RelayContext:
     )
 
 
+@cache
+def bounces_context() -> BouncesContext:
+    settings = get_settings()
+    ring = keyring()
+    return BouncesContext(
+        store=directory(),
+        mailer=SesMailer(settings.configuration_set),
+        addressing=addressing(settings),
+        brand=settings.brand,
+        keyring=ring,
+        noreply_local_part=settings.noreply_local_part,
+        transient_limit=settings.transient_bounce_limit,
+    )
+
+
 def reset() -> None:
     """Forget settings, clients and wiring (tests and local mode, after changing the environment)."""
-    for cached in (get_settings, keyring, directory, relay_context):
+    for cached in (get_settings, keyring, directory, relay_context, bounces_context):
         cached.cache_clear()
     reset_clients()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -34,3 +35,11 @@ def relay(stack: LocalStack) -> RelayHarness:
     from relay.app import handler  # imported under moto, after the environment is set
 
     return RelayHarness(stack=stack, handler=handler)
+
+
+@pytest.fixture
+def bounces_handler(stack: LocalStack) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The bounces Lambda handler, imported under moto (same environment as the relay: same settings)."""
+    from bounces.app import handler
+
+    return handler

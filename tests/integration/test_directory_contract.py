@@ -6,12 +6,13 @@ result and the final pair figures must be equal. Without this, unit tests could 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from emailflow.adapters.dynamodb import DynamoDirectory
 from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
-from emailflow.model import DeliveryKey, Direction, Pair, SentMessage, Service, ThreadRefs
+from emailflow.model import DeliveryKey, Direction, FeedbackState, Pair, SentMessage, Service, ThreadRefs
 from emailflow.ports import RelayFault
 from tests.support.fakes import START, FakeClock, InMemoryDirectory
 
@@ -73,6 +74,24 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
         call("allow_notice", "digest-a", 7, 3, START + 7200)
     call("allow_notice", "digest-a", 8, 3, START + 7200)
     call("allow_notice", "digest-b", 7, 3, START + 7200)
+    # feedback on a sent message (the bounces handler's calls)
+    fed = SentMessage("ses1", Direction.TO_SERVICE, "s1", "u1", "u@x.example", "<a@b>", "m1", START,
+                      recipient_address="o@x.example", user_address="u@x.example", recipient_name="S")
+    call("feedback_context", "ses1", "o@x.example")
+    call("record_bounce", fed, "o@x.example", None, START)
+    call("record_bounce", fed, "o@x.example", None, START)
+    call("feedback_context", "ses1", "o@x.example")
+    call("set_bounce_state", "ses1", FeedbackState.RECORDED)
+    call("feedback_context", "ses1", "o@x.example")
+    call("record_bounce", replace(fed, ses_message_id="ses2"), "o@x.example", "permanent:General", START)
+    call("get_service", "s1")
+    call("record_delivery", fed, "o@x.example", START)
+    call("record_delivery", fed, "o@x.example", START)
+    call("feedback_context", "ses1", "o@x.example")
+    call("record_complaint", fed, "complaint:abuse", START)
+    call("record_complaint", fed, "complaint:abuse", START)
+    call("feedback_context", "nope", None)
+    call("load_for_service_mail", "u1", DeliveryKey("m7", "x"), ThreadRefs("user:u1"))
     results.append(("list_pairs", sorted(directory.list_pairs("s1"), key=str)))
     return results
 
@@ -88,6 +107,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 35
+    assert len(real_results) == len(fake_results) == 50
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

@@ -20,11 +20,14 @@ from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail, Verdicts
 from emailflow.model import (
+    AddressHealth,
     DeliveryKey,
     DeliveryState,
     Direction,
+    FeedbackState,
     Pair,
     SentMessage,
+    SentRecord,
     Service,
     Snapshot,
     ThreadRefs,
@@ -88,6 +91,10 @@ class InMemoryDirectory:
         """(service code, user address, minute) -> messages relayed in the pair that minute."""
         self.notices: dict[tuple[str, int], int] = {}
         """(sender key, hour) -> error mails sent."""
+        self.health: dict[str, AddressHealth] = {}
+        """address -> delivery health (the ADDR items)."""
+        self.feedback: dict[str, dict[str, object]] = {}
+        """SES message id -> feedback attributes on the sent item (bounce, complaint, delivered_at)."""
         self.reads = 0
         """Read calls (each stands for one or two BatchGetItem round trips of the real store)."""
         self.claims = 0
@@ -159,7 +166,12 @@ class InMemoryDirectory:
         if alias is None:
             return Snapshot(delivery=state, sent=sent, copies=copies)
         return Snapshot(service=self.services.get(alias[0]), pair=self.pairs.get(alias), delivery=state,
-                        sent=sent, copies=copies, recent_messages=self._recent(*alias))
+                        sent=sent, copies=copies, recent_messages=self._recent(*alias),
+                        user_undeliverable=self._undeliverable(alias[1]))
+
+    def _undeliverable(self, address: str) -> str | None:
+        health = self.health.get(address)
+        return None if health is None else health.undeliverable_reason
 
     def _recent(self, service_code: str, user_address: str) -> int:
         return self.rates.get((service_code, user_address, int(self._clock()) // 60), 0)
@@ -246,6 +258,69 @@ class InMemoryDirectory:
         self.pairs[(pair.service_code, pair.user_address)] = updated
         rate = (pair.service_code, pair.user_address, sent.sent_at // 60)
         self.rates[rate] = self.rates.get(rate, 0) + 1
+
+    # -- feedback -------------------------------------------------------------------------------------------
+
+    def feedback_context(self, ses_message_id: str, address: str | None) -> tuple[SentRecord | None, AddressHealth]:
+        self.reads += 1
+        timed = self.sent.get(ses_message_id)
+        record = None
+        if timed is not None:
+            attributes = self.feedback.get(ses_message_id, {})
+            bounce, complaint = attributes.get("bounce"), attributes.get("complaint")
+            record = SentRecord(timed.record, bounce if isinstance(bounce, FeedbackState) else None,
+                                complaint if isinstance(complaint, FeedbackState) else None,
+                                "delivered_at" in attributes)
+        health = self.health.get(address or "", AddressHealth(address or ""))
+        return record, health
+
+    def record_bounce(self, sent: SentMessage, address: str, undeliverable_reason: str | None, now: int) -> bool:
+        attributes = self.feedback.setdefault(sent.ses_message_id, {})
+        if sent.ses_message_id not in self.sent or "bounce" in attributes:
+            return False
+        attributes["bounce"] = FeedbackState.DONE
+        old = self.health.get(address, AddressHealth(address))
+        reason = undeliverable_reason if undeliverable_reason is not None else old.undeliverable_reason
+        self.health[address] = AddressHealth(address, reason, old.transient_bounces + 1)
+        if undeliverable_reason is not None and sent.direction is Direction.TO_SERVICE:
+            service = self.services.get(sent.service_code)
+            if service is None:
+                raise RelayFault("DynamoDB transaction failed")
+            self.services[sent.service_code] = replace(
+                service, undeliverable={**service.undeliverable, address: undeliverable_reason})
+        return True
+
+    def set_bounce_state(self, ses_message_id: str, state: FeedbackState) -> None:
+        self.feedback.setdefault(ses_message_id, {})["bounce"] = state
+
+    def record_complaint(self, sent: SentMessage, reason: str, now: int) -> bool:
+        attributes = self.feedback.setdefault(sent.ses_message_id, {})
+        pair = self.pairs.get((sent.service_code, sent.user_address))
+        if sent.ses_message_id not in self.sent or "complaint" in attributes:
+            return False
+        if pair is None:
+            raise RelayFault("DynamoDB transaction failed")
+        attributes["complaint"] = FeedbackState.DONE
+        self.pairs[(sent.service_code, sent.user_address)] = replace(
+            pair, suspended={**pair.suspended, sent.direction.value: reason})
+        return True
+
+    def record_delivery(self, sent: SentMessage, address: str, now: int) -> bool:
+        attributes = self.feedback.setdefault(sent.ses_message_id, {})
+        pair = self.pairs.get((sent.service_code, sent.user_address))
+        if sent.ses_message_id not in self.sent or "delivered_at" in attributes:
+            return False
+        if pair is None:
+            raise RelayFault("DynamoDB transaction failed")
+        attributes["delivered_at"] = now
+        if sent.direction is Direction.TO_SERVICE:
+            pair = replace(pair, delivered_to_service=pair.delivered_to_service + 1)
+        else:
+            pair = replace(pair, delivered_to_user=pair.delivered_to_user + 1)
+        self.pairs[(sent.service_code, sent.user_address)] = pair
+        old = self.health.get(address, AddressHealth(address))
+        self.health[address] = AddressHealth(address, old.undeliverable_reason, 0)
+        return True
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         # ADD count :one, conditional on count < limit (expiry is by window: a new hour is a new item)

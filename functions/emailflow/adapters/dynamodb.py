@@ -10,6 +10,7 @@
 | ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
 | pair rate        | ``RATE#<svc>#<addr>``| ``<unix minute>``    |
 | notice budget    | ``NOTICE#<digest>`` | ``<unix hour>``       |
+| address health   | ``ADDR#<address>``  | ``ADDR``              |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
 Every write that must happen once is conditional; TTL (``expires_at``) deletion can lag by days, so reads check
@@ -26,11 +27,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from emailflow.adapters.clients import dynamodb_client
 from emailflow.model import (
+    AddressHealth,
     DeliveryKey,
     DeliveryState,
     Direction,
+    FeedbackState,
     Pair,
     SentMessage,
+    SentRecord,
     Service,
     ServiceStatus,
     Snapshot,
@@ -70,6 +74,11 @@ def rate_key(service_code: str, user_address: str, minute: int) -> Item:
     return {"pk": {"S": f"RATE#{service_code}#{user_address}"}, "sk": {"S": str(minute)}}
 
 
+def address_key(address: str) -> Item:
+    """Delivery health of one real address: permanent bounce, transient bounce count, last delivery."""
+    return {"pk": {"S": f"ADDR#{address}"}, "sk": {"S": "ADDR"}}
+
+
 def notice_key(sender_key: str, window: int) -> Item:
     return {"pk": {"S": f"NOTICE#{sender_key}"}, "sk": {"S": str(window)}}
 
@@ -93,6 +102,11 @@ def _num(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
+def _feedback_state(item: Item, name: str) -> FeedbackState | None:
+    value = _s(item, name)
+    return None if value is None else FeedbackState(value)
+
+
 def _service_from(item: Item) -> Service:
     return Service(
         code=str(item["pk"]["S"]).removeprefix("SVC#"),
@@ -101,6 +115,7 @@ def _service_from(item: Item) -> Service:
         status=ServiceStatus(item["status"]["S"]),
         context={key: str(value["S"]) for key, value in item.get("context", {}).get("M", {}).items()},
         created_at=_n(item, "created_at") or 0,
+        undeliverable={key: str(value["S"]) for key, value in item.get("undeliverable", {}).get("M", {}).items()},
     )
 
 
@@ -113,6 +128,7 @@ def _service_item(service: Service) -> Item:
         "status": {"S": service.status.value},
         "context": {"M": {key: {"S": value} for key, value in service.context.items()}},
         "created_at": _num(service.created_at),
+        "undeliverable": {"M": {key: {"S": value} for key, value in service.undeliverable.items()}},
     }
 
 
@@ -128,6 +144,9 @@ def _pair_from(item: Item, service_code: str) -> Pair:
         first_reply_at=_n(item, "first_reply_at"),
         last_user_message_at=_n(item, "last_user_message_at"),
         last_service_message_at=_n(item, "last_service_message_at"),
+        delivered_to_service=_n(item, "delivered_to_service") or 0,
+        delivered_to_user=_n(item, "delivered_to_user") or 0,
+        suspended={key: str(value["S"]) for key, value in item.get("suspended", {}).get("M", {}).items()},
     )
 
 
@@ -141,6 +160,10 @@ def _sent_from(item: Item) -> SentMessage:
         original_message_id=_s(item, "original_message_id"),
         inbound_message_id=str(item["inbound_message_id"]["S"]),
         sent_at=_n(item, "sent_at") or 0,
+        recipient_address=_s(item, "recipient_address") or "",
+        sender_automatic=bool(item.get("sender_automatic", {}).get("BOOL", False)),
+        user_address=_s(item, "user_address") or "",
+        recipient_name=_s(item, "recipient_name") or "",
     )
 
 
@@ -226,7 +249,9 @@ class DynamoDirectory:
             return Snapshot(delivery=state, **threads)
         service_code, user_address = str(alias["service_code"]["S"]), str(alias["user_address"]["S"])
         rate = rate_key(service_code, user_address, self._minute())
-        second = self._batch_get([service_key(service_code), pair_key(service_code, user_address), rate])
+        health = address_key(user_address)
+        second = self._batch_get([service_key(service_code), pair_key(service_code, user_address), rate, health])
+        health_item = second.get(self._key_of(health))
         service_item = second.get(self._key_of(service_key(service_code)))
         pair_item = second.get(self._key_of(pair_key(service_code, user_address)))
         return Snapshot(
@@ -234,6 +259,7 @@ class DynamoDirectory:
             pair=None if pair_item is None else _pair_from(pair_item, service_code),
             delivery=state,
             recent_messages=_n(second.get(self._key_of(rate)) or {}, "count") or 0,
+            user_undeliverable=None if health_item is None else _s(health_item, "undeliverable_reason"),
             **threads,
         )
 
@@ -293,6 +319,7 @@ class DynamoDirectory:
             "started_at": _num(new_pair.started_at),
             "user_messages": _num(0),
             "service_messages": _num(0),
+            "suspended": {"M": {}},
         }
         alias_item = {**alias_key(new_pair.user_code), "kind": {"S": "alias"},
                       "service_code": {"S": new_pair.service_code}, "user_address": {"S": new_pair.user_address}}
@@ -341,6 +368,10 @@ class DynamoDirectory:
             "inbound_message_id": {"S": sent.inbound_message_id},
             "sent_at": _num(sent.sent_at),
             "expires_at": _num(sent_expires_at),
+            "recipient_address": {"S": sent.recipient_address},
+            "sender_automatic": {"BOOL": sent.sender_automatic},
+            "user_address": {"S": sent.user_address},
+            "recipient_name": {"S": sent.recipient_name},
         }
         writes: list[Any] = [{"Put": {"TableName": self._table, "Item": sent_item}}]
         if sent.original_message_id:
@@ -383,6 +414,114 @@ class DynamoDirectory:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise RelayFault("could not count the notice") from exc
+        return True
+
+    # -- feedback (bounces handler) --------------------------------------------------------------------------
+
+    def feedback_context(self, ses_message_id: str, address: str | None) -> tuple[SentRecord | None, AddressHealth]:
+        """The sent record of ``ses_message_id`` and the health of ``address``: one BatchGetItem."""
+        keys = [sent_key(ses_message_id)] + ([address_key(address)] if address else [])
+        items = self._batch_get(keys)
+        sent_item = items.get(self._key_of(keys[0]))
+        record = None
+        if sent_item is not None:
+            record = SentRecord(
+                message=_sent_from(sent_item),
+                bounce=_feedback_state(sent_item, "bounce"),
+                complaint=_feedback_state(sent_item, "complaint"),
+                delivered="delivered_at" in sent_item,
+            )
+        health_item = items.get(self._key_of(keys[1])) if address else None
+        health = AddressHealth(address or "")
+        if health_item is not None:
+            health = AddressHealth(address or "", _s(health_item, "undeliverable_reason"),
+                                   _n(health_item, "transient_bounces") or 0)
+        return record, health
+
+    def record_bounce(self, sent: SentMessage, address: str, undeliverable_reason: str | None, now: int) -> bool:
+        """Apply one bounce once: count a transient one, or mark the address undeliverable (and, for a service's
+        address, mirror that onto the service item). False if this bounce was recorded before."""
+        state = FeedbackState.DONE
+        writes: list[Any] = [
+            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                        "UpdateExpression": "SET bounce = :state",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(bounce)",
+                        "ExpressionAttributeValues": {":state": {"S": state.value}}}},
+        ]
+        if undeliverable_reason is None:
+            writes.append({"Update": {"TableName": self._table, "Key": address_key(address),
+                                      "UpdateExpression": "ADD transient_bounces :one SET last_bounce_at = :now",
+                                      "ExpressionAttributeValues": {":one": _num(1), ":now": _num(now)}}})
+        else:
+            writes.append({"Update": {
+                "TableName": self._table, "Key": address_key(address),
+                "UpdateExpression": "SET undeliverable_reason = :reason, undeliverable_at = :now, "
+                                    "last_bounce_at = :now ADD transient_bounces :one",
+                "ExpressionAttributeValues": {":reason": {"S": undeliverable_reason}, ":now": _num(now),
+                                              ":one": _num(1)}}})
+            if sent.direction is Direction.TO_SERVICE:
+                writes.append({"Update": {
+                    "TableName": self._table, "Key": service_key(sent.service_code),
+                    "UpdateExpression": "SET undeliverable.#address = :reason",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeNames": {"#address": address},
+                    "ExpressionAttributeValues": {":reason": {"S": undeliverable_reason}}}})
+        return self._transact_once(writes)
+
+    def set_bounce_state(self, ses_message_id: str, state: FeedbackState) -> None:
+        self._call(self._client.update_item, TableName=self._table, Key=sent_key(ses_message_id),
+                   UpdateExpression="SET bounce = :state", ExpressionAttributeValues={":state": {"S": state.value}})
+
+    def record_complaint(self, sent: SentMessage, reason: str, now: int) -> bool:
+        """Suspend the pair in the direction the complaint was about, once. False if recorded before."""
+        return self._transact_once([
+            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                        "UpdateExpression": "SET complaint = :done, complaint_at = :now",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(complaint)",
+                        "ExpressionAttributeValues": {":done": {"S": FeedbackState.DONE.value}, ":now": _num(now)}}},
+            {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
+                        "UpdateExpression": "SET suspended.#direction = :reason",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": {"#direction": sent.direction.value},
+                        "ExpressionAttributeValues": {":reason": {"S": reason}}}},
+        ])
+
+    def record_delivery(self, sent: SentMessage, address: str, now: int) -> bool:
+        """Count a delivery once, on the pair and the address (which also ends a run of transient bounces)."""
+        counter = "delivered_to_service" if sent.direction is Direction.TO_SERVICE else "delivered_to_user"
+        return self._transact_once([
+            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                        "UpdateExpression": "SET delivered_at = :now",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(delivered_at)",
+                        "ExpressionAttributeValues": {":now": _num(now)}}},
+            {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
+                        "UpdateExpression": f"ADD {counter} :one", "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":one": _num(1)}}},
+            {"Update": {"TableName": self._table, "Key": address_key(address),
+                        "UpdateExpression": "SET transient_bounces = :zero, last_delivered_at = :now",
+                        "ExpressionAttributeValues": {":zero": _num(0), ":now": _num(now)}}},
+        ])
+
+    def clear_address(self, address: str, service_codes: list[str]) -> None:
+        """An operator lifts a bounce suppression: the address item, and its mirror on the named services."""
+        self._call(self._client.delete_item, TableName=self._table, Key=address_key(address))
+        for code in service_codes:
+            self._call(self._client.update_item, TableName=self._table, Key=service_key(code),
+                       UpdateExpression="REMOVE undeliverable.#address", ConditionExpression="attribute_exists(pk)",
+                       ExpressionAttributeNames={"#address": address})
+
+    def _transact_once(self, writes: list[Any]) -> bool:
+        """Run a transaction whose first write is the once-only condition; False when that condition failed."""
+        try:
+            self._client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if exc.response["Error"]["Code"] == "TransactionCanceledException" and reasons[:1] == [
+                    "ConditionalCheckFailed"]:
+                return False
+            raise RelayFault(f"DynamoDB transaction failed: {reasons or exc.response['Error']['Code']}") from exc
+        except BotoCoreError as exc:
+            raise RelayFault("DynamoDB transaction failed") from exc
         return True
 
     # -- plumbing -------------------------------------------------------------------------------------------

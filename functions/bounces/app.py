@@ -1,0 +1,25 @@
+"""Bounces Lambda: subscribed to the SNS topic of the configuration set's event destination.
+
+Thin by design: parse the SNS event into SES feedback, run the use case, emit metrics. Faults propagate so that
+Lambda retries the event (SNS -> Lambda is asynchronous) and then parks it on the on-failure destination.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from emailflow.bounces import handle_feedback_batch
+from emailflow.feedback import feedback_from_sns_event
+from emailflow.observability import logger, metrics, record_feedback
+from emailflow.wiring import bounces_context
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcomes = handle_feedback_batch(feedback_from_sns_event(event), bounces_context())
+    record_feedback(outcomes)
+    return {"outcomes": [{"type": outcome.type.value, "action": outcome.action.value, "reason": outcome.reason,
+                          "notice_sent": outcome.notice_sent} for outcome in outcomes]}
