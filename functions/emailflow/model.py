@@ -57,6 +57,9 @@ class Pair:
     first_reply_at: int | None = None
     last_user_message_at: int | None = None
     last_service_message_at: int | None = None
+    user_auto_replies: int = 0
+    service_auto_replies: int = 0
+    """Auto-replies relayed in each direction: counted apart, never as replies (docs/stats.md)."""
     delivered_to_service: int = 0
     delivered_to_user: int = 0
     suspended: Mapping[str, str] = field(default_factory=dict)

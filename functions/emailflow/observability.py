@@ -27,6 +27,7 @@ CONVERSATIONS_STARTED = "ConversationsStarted"
 FIRST_REPLIES = "FirstReplies"
 RESPONSE_TIME = "ResponseTime"
 NOTICES_SENT = "NoticesSent"
+AUTO_REPLIES = "AutoReplies"
 BOUNCES = "Bounces"
 COMPLAINTS = "Complaints"
 DELIVERIES = "Deliveries"
@@ -35,7 +36,7 @@ FEEDBACK_IGNORED = "FeedbackIgnored"
 
 METRIC_NAMES = frozenset({MESSAGES_RELAYED, MESSAGES_REJECTED, DUPLICATES_SKIPPED, CONVERSATIONS_STARTED,
                           FIRST_REPLIES, RESPONSE_TIME, NOTICES_SENT, BOUNCES, COMPLAINTS, DELIVERIES,
-                          ADDRESSES_SUPPRESSED, FEEDBACK_IGNORED})
+                          ADDRESSES_SUPPRESSED, FEEDBACK_IGNORED, AUTO_REPLIES})
 
 
 def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
@@ -48,6 +49,8 @@ def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
         if outcome.action is Action.FORWARDED:
             with_direction = {"Direction": str(outcome.direction)}
             _single(MESSAGES_RELAYED, 1, MetricUnit.Count, with_direction)
+            if outcome.auto_reply:
+                _single(AUTO_REPLIES, 1, MetricUnit.Count, with_direction)
             if outcome.new_conversation:
                 metrics.add_metric(name=CONVERSATIONS_STARTED, unit=MetricUnit.Count, value=1)
             if outcome.first_reply:

@@ -75,5 +75,7 @@ class RelayOutcome:
     response_seconds: int | None = None
     """For a service's answer to a waiting user message: how long the user waited."""
     first_reply: bool = False
+    auto_reply: bool = False
+    """An auto-reply relayed: never a reply, never a response time (docs/stats.md)."""
     notice_sent: bool = False
     """An error mail went to the sender (only for rejections the sender can act on)."""

@@ -219,8 +219,10 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
     outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_SERVICE, now, context)
     # A conversation starts with the first user message that is actually sent. A pair can exist without one: the
     # first attempt created it and then SES refused to send (SendFailed), so the retry reports the start.
-    started = new_pair is not None or (not raced and pair.user_messages == 0)
-    return replace(outcome, new_conversation=started) if outcome.action is Action.FORWARDED else outcome
+    started = (new_pair is not None or (not raced and pair.user_messages == 0)) and not inbound.facts.auto_generated
+    if outcome.action is not Action.FORWARDED:
+        return outcome
+    return replace(outcome, new_conversation=started, auto_reply=inbound.facts.auto_generated)
 
 
 def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: ThreadRefs,
@@ -259,6 +261,8 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
     outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_USER, now, context)
     if outcome.action is not Action.FORWARDED:
         return outcome
+    if inbound.facts.auto_generated:
+        return replace(outcome, auto_reply=True)
     waited = now - pair.awaiting_reply_since if pair.awaiting_reply_since is not None else None
     return replace(outcome, response_seconds=waited, first_reply=pair.first_reply_at is None)
 

@@ -450,3 +450,20 @@ def test_policy_notice_is_never_sent_twice_for_one_message(relay: RelayHarness) 
     # Then one notice went out and the second run is a duplicate
     assert _outcome(second) == ("duplicate", "duplicate")
     assert len(relay.sent()) == 1
+
+
+def test_policy_auto_reply_is_not_a_reply_and_does_not_stop_the_clock(relay: RelayHarness) -> None:
+    # Given a conversation waiting for the service's answer
+    from emailflow.wiring import directory
+
+    address, user_address = _conversation(relay)
+
+    # When the service's out-of-office answers first
+    ooo = load_eml("out_of_office.eml", {"user-placeholder@relay.example": user_address})
+    relay.deliver(ooo, [user_address], OWNER)
+
+    # Then it is counted as an auto-reply: no first reply, and the user is still waiting
+    [pair] = directory().list_pairs(address.split("-", 1)[1].split("@")[0])
+    assert (pair.service_messages, pair.service_auto_replies) == (0, 1)
+    assert pair.first_reply_at is None
+    assert pair.awaiting_reply_since is not None

@@ -238,7 +238,11 @@ class InMemoryDirectory:
         if stored is None:  # the pair update is conditional on attribute_exists(pk): the transaction is cancelled
             raise RelayFault("DynamoDB transact_write_items failed")
         now = sent.sent_at
-        if sent.direction is Direction.TO_SERVICE:
+        if sent.sender_automatic and sent.direction is Direction.TO_SERVICE:
+            updated = replace(stored, user_auto_replies=stored.user_auto_replies + 1)  # ADD user_auto_replies :one
+        elif sent.sender_automatic:
+            updated = replace(stored, service_auto_replies=stored.service_auto_replies + 1)
+        elif sent.direction is Direction.TO_SERVICE:
             # SET last_user_message_at = :now, awaiting_reply_since = if_not_exists(awaiting_reply_since, :now)
             # ADD user_messages :one
             updated = replace(stored, last_user_message_at=now, user_messages=stored.user_messages + 1,

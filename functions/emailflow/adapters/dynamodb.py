@@ -102,6 +102,22 @@ def _num(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
+_PAIR_UPDATES: Mapping[tuple[Direction, bool], str] = {
+    # A person's message to the service starts (or keeps running) the response-time clock.
+    (Direction.TO_SERVICE, False): "SET last_user_message_at = :now,"
+                                   " awaiting_reply_since = if_not_exists(awaiting_reply_since, :now)"
+                                   " ADD user_messages :one",
+    # The service's answer is a reply: the first one is recorded, the clock stops.
+    (Direction.TO_USER, False): "SET last_service_message_at = :now, first_reply_at = if_not_exists(first_reply_at,"
+                                " :now) REMOVE awaiting_reply_since ADD service_messages :one",
+    # Auto-replies (out-of-office, "we received your message") are relayed but never count as a reply, never stop
+    # the clock and never start it: counted on their own (docs/stats.md).
+    (Direction.TO_SERVICE, True): "ADD user_auto_replies :one",
+    (Direction.TO_USER, True): "ADD service_auto_replies :one",
+}
+"""The pair's figures, updated in the transaction that closes a delivery: atomic, never read-modify-write."""
+
+
 def _feedback_state(item: Item, name: str) -> FeedbackState | None:
     value = _s(item, name)
     return None if value is None else FeedbackState(value)
@@ -144,6 +160,8 @@ def _pair_from(item: Item, service_code: str) -> Pair:
         first_reply_at=_n(item, "first_reply_at"),
         last_user_message_at=_n(item, "last_user_message_at"),
         last_service_message_at=_n(item, "last_service_message_at"),
+        user_auto_replies=_n(item, "user_auto_replies") or 0,
+        service_auto_replies=_n(item, "service_auto_replies") or 0,
         delivered_to_service=_n(item, "delivered_to_service") or 0,
         delivered_to_user=_n(item, "delivered_to_user") or 0,
         suspended={key: str(value["S"]) for key, value in item.get("suspended", {}).get("M", {}).items()},
@@ -378,12 +396,7 @@ class DynamoDirectory:
             sent_item["original_message_id"] = {"S": sent.original_message_id}
             copy_item = {**sent_item, **copy_key(sent.original_message_id, recipient_key), "kind": {"S": "copy"}}
             writes.append({"Put": {"TableName": self._table, "Item": copy_item}})
-        if sent.direction is Direction.TO_SERVICE:
-            update = ("SET last_user_message_at = :now,"
-                      " awaiting_reply_since = if_not_exists(awaiting_reply_since, :now) ADD user_messages :one")
-        else:
-            update = ("SET last_service_message_at = :now, first_reply_at = if_not_exists(first_reply_at, :now)"
-                      " REMOVE awaiting_reply_since ADD service_messages :one")
+        update = _PAIR_UPDATES[(sent.direction, sent.sender_automatic)]
         self._call(self._client.transact_write_items, TransactItems=[
             {"Update": {"TableName": self._table, "Key": delivery_key(delivery),
                         "UpdateExpression": "SET #state = :sent, ses_message_id = :ses",
