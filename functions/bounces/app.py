@@ -6,14 +6,15 @@ Lambda retries the event (SNS -> Lambda is asynchronous) and then parks it on th
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from emailflow.bounces import handle_feedback_batch
+from emailflow.bounces import feedback_events, handle_feedback_batch
 from emailflow.feedback import feedback_from_sns_event
 from emailflow.observability import logger, metrics, record_feedback
-from emailflow.wiring import bounces_context
+from emailflow.wiring import bounces_context, marketplace_publisher
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -21,5 +22,7 @@ from emailflow.wiring import bounces_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcomes = handle_feedback_batch(feedback_from_sns_event(event), bounces_context())
     record_feedback(outcomes)
+    if (publisher := marketplace_publisher()) is not None:
+        publisher.publish(feedback_events(outcomes, int(time.time())))
     return {"outcomes": [{"type": outcome.type.value, "action": outcome.action.value, "reason": outcome.reason,
                           "notice_sent": outcome.notice_sent} for outcome in outcomes]}

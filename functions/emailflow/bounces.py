@@ -22,6 +22,7 @@ from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeKind, Keyring
 from emailflow.feedback import Feedback, FeedbackType
 from emailflow.loops import loop_marker
+from emailflow.marketplace import MarketplaceEvent, feedback_event
 from emailflow.model import Direction, FeedbackState, SentMessage
 from emailflow.notices import NoticeAddressing, build_notice
 from emailflow.observability import logger
@@ -49,6 +50,8 @@ class FeedbackOutcome:
     direction: Direction | None = None
     notice_sent: bool = False
     address_undeliverable: bool = False
+    service_code: str | None = None
+    conversation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,8 @@ def handle_feedback(feedback: Feedback, context: BouncesContext) -> FeedbackOutc
                 sent, f"complaint:{feedback.complaint_type or 'unspecified'}", now):
             return FeedbackOutcome(feedback.type, FeedbackAction.DUPLICATE, "complaint", sent.direction)
         logger.info("pair suspended after complaint", direction=str(sent.direction), pair=sent.user_code)
-        return FeedbackOutcome(feedback.type, FeedbackAction.RECORDED, "complaint", sent.direction)
+        return FeedbackOutcome(feedback.type, FeedbackAction.RECORDED, "complaint", sent.direction,
+                               service_code=sent.service_code, conversation=sent.user_code)
     if feedback.type is FeedbackType.DELIVERY:
         if record.delivered or not context.store.record_delivery(sent, address, now):
             return FeedbackOutcome(feedback.type, FeedbackAction.DUPLICATE, "delivery", sent.direction)
@@ -109,7 +113,8 @@ def _bounce(feedback: Feedback, state: FeedbackState | None, sent: SentMessage, 
     if state is FeedbackState.RECORDED:  # the retry that paid a notice owed: close the bounce
         context.store.set_bounce_state(sent.ses_message_id, FeedbackState.DONE)
     return FeedbackOutcome(feedback.type, FeedbackAction.RECORDED, reason.value, sent.direction,
-                           notice_sent=notified, address_undeliverable=permanent)
+                           notice_sent=notified, address_undeliverable=permanent, service_code=sent.service_code,
+                           conversation=sent.user_code)
 
 
 def _notify_sender(sent: SentMessage, reason: Reason, now: int, context: BouncesContext) -> bool:
@@ -147,3 +152,17 @@ def _notify_sender(sent: SentMessage, reason: Reason, now: int, context: Bounces
 
 def handle_feedback_batch(items: Sequence[Feedback], context: BouncesContext) -> list[FeedbackOutcome]:
     return [handle_feedback(item, context) for item in items]
+
+
+def feedback_events(outcomes: Sequence[FeedbackOutcome], occurred_at: int) -> list[MarketplaceEvent]:
+    """``Bounced`` and ``Complained`` events for the marketplace (applied feedback only)."""
+    events = []
+    for outcome in outcomes:
+        if outcome.action is not FeedbackAction.RECORDED or outcome.service_code is None or outcome.conversation \
+                is None or outcome.type not in (FeedbackType.BOUNCE, FeedbackType.COMPLAINT):
+            continue
+        kind = "Bounced" if outcome.type is FeedbackType.BOUNCE else "Complained"
+        extra = {"permanent": outcome.address_undeliverable} if outcome.type is FeedbackType.BOUNCE else {}
+        events.append(feedback_event(kind, outcome.service_code, outcome.conversation,
+                                     str(outcome.direction.value if outcome.direction else ""), occurred_at, **extra))
+    return events

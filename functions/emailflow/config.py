@@ -43,6 +43,8 @@ class Settings:
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
     noreply_local_part: str = "no-reply"
+    event_bus: str = ""
+    """EventBridge bus for marketplace events; empty: no events published."""
     transient_bounce_limit: int = 3
     """Transient bounces in a row after which an address is treated as gone for good."""
     oversize_link_hours: int = 24
@@ -76,6 +78,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_NOREPLY_LOCAL_PART": "noreply_local_part",
     "EMAILFLOW_OVERSIZE_LINK_HOURS": "oversize_link_hours",
     "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
+    "EMAILFLOW_EVENT_BUS": "event_bus",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -124,6 +127,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         noreply_local_part=noreply,
         oversize_link_hours=_non_negative_int(environ, "EMAILFLOW_OVERSIZE_LINK_HOURS", 24),
         transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),
+        event_bus=environ.get("EMAILFLOW_EVENT_BUS", "").strip(),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 

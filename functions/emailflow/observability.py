@@ -34,6 +34,27 @@ DELIVERIES = "Deliveries"
 ADDRESSES_SUPPRESSED = "AddressesSuppressed"
 FEEDBACK_IGNORED = "FeedbackIgnored"
 
+SERVICE_DIMENSION = "service"
+"""Powertools adds ``service`` (POWERTOOLS_SERVICE_NAME) to every metric of this package."""
+
+#: Every metric with the dimension sets it is emitted with (``service`` always included). The dashboard and the
+#: alarms may read only these; tests check both the emitters and the readers against this table.
+METRIC_DIMENSIONS: dict[str, tuple[frozenset[str], ...]] = {
+    "MessagesRelayed": (frozenset({"Direction", SERVICE_DIMENSION}),),
+    "MessagesRejected": (frozenset({"Reason", SERVICE_DIMENSION}),),
+    "DuplicatesSkipped": (frozenset({SERVICE_DIMENSION}),),
+    "ConversationsStarted": (frozenset({SERVICE_DIMENSION}),),
+    "FirstReplies": (frozenset({SERVICE_DIMENSION}),),
+    "ResponseTime": (frozenset({SERVICE_DIMENSION}),),
+    "NoticesSent": (frozenset({"Reason", SERVICE_DIMENSION}),),
+    "AutoReplies": (frozenset({"Direction", SERVICE_DIMENSION}),),
+    "Bounces": (frozenset({"Direction", "BounceKind", SERVICE_DIMENSION}),),
+    "Complaints": (frozenset({"Direction", SERVICE_DIMENSION}),),
+    "Deliveries": (frozenset({"Direction", SERVICE_DIMENSION}),),
+    "AddressesSuppressed": (frozenset({SERVICE_DIMENSION}),),
+    "FeedbackIgnored": (frozenset({"Reason", SERVICE_DIMENSION}),),
+}
+
 METRIC_NAMES = frozenset({MESSAGES_RELAYED, MESSAGES_REJECTED, DUPLICATES_SKIPPED, CONVERSATIONS_STARTED,
                           FIRST_REPLIES, RESPONSE_TIME, NOTICES_SENT, BOUNCES, COMPLAINTS, DELIVERIES,
                           ADDRESSES_SUPPRESSED, FEEDBACK_IGNORED, AUTO_REPLIES})

@@ -79,3 +79,6 @@ class RelayOutcome:
     """An auto-reply relayed: never a reply, never a response time (docs/stats.md)."""
     notice_sent: bool = False
     """An error mail went to the sender (only for rejections the sender can act on)."""
+    service_code: str | None = None
+    conversation: str | None = None
+    """The pair's user code: the conversation's id in events for the marketplace (never an address)."""

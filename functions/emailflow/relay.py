@@ -186,9 +186,11 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
     deliverable = [address for address in service.addresses if address not in service.undeliverable]
     refusal = decide_recipient(inbound.facts, Direction.TO_SERVICE.value, snapshot.pair, not deliverable)
     if refusal is not None:
-        return _conclude(inbound, delivery, refusal, Direction.TO_SERVICE, context)
+        return replace(_conclude(inbound, delivery, refusal, Direction.TO_SERVICE, context), service_code=service.code,
+                       conversation=snapshot.pair.user_code if snapshot.pair else None)
     if snapshot.recent_messages >= context.pair_messages_per_minute:
-        return _rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE)
+        return replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE),
+                       service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
     now = int(context.clock())
     pair = snapshot.pair
     new_pair = None
@@ -241,9 +243,11 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         return duplicate
     refusal = decide_recipient(inbound.facts, Direction.TO_USER.value, pair, snapshot.user_undeliverable is not None)
     if refusal is not None:
-        return _conclude(inbound, delivery, refusal, Direction.TO_USER, context)
+        return replace(_conclude(inbound, delivery, refusal, Direction.TO_USER, context), service_code=service.code,
+                       conversation=pair.user_code)
     if snapshot.recent_messages >= context.pair_messages_per_minute:
-        return _rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_USER)
+        return replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_USER),
+                       service_code=service.code, conversation=pair.user_code)
     now = int(context.clock())
     claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
     if claim is not ClaimResult.CLAIMED:
@@ -318,7 +322,8 @@ def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pai
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
     _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
-    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id)
+    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id,
+                        service_code=service.code, conversation=pair.user_code)
 
 
 def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from_address: str, to_address: str,
@@ -380,7 +385,8 @@ def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, 
     _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
     _notify(inbound, DeliveryKey(delivery.inbound_message_id, f"notice:{delivery.recipient}"), Reason.OVERSIZE,
             context)
-    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.OVERSIZE, direction, ses_message_id)
+    return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.OVERSIZE, direction, ses_message_id,
+                        service_code=service.code, conversation=pair.user_code)
 
 
 def _link_mail(plan: RewritePlan, text: str, now: int) -> bytes:

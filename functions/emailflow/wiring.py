@@ -9,6 +9,7 @@ from functools import cache
 
 from emailflow.adapters.clients import reset_clients
 from emailflow.adapters.dynamodb import DynamoDirectory
+from emailflow.adapters.eventbridge import EventBridgePublisher
 from emailflow.adapters.s3 import S3MailStore
 from emailflow.adapters.secrets import load_keyring
 from emailflow.adapters.sesv2 import SesMailer
@@ -74,8 +75,15 @@ def bounces_context() -> BouncesContext:
     )
 
 
+@cache
+def marketplace_publisher() -> EventBridgePublisher | None:
+    """The events publisher, or None when no bus is configured (the default)."""
+    bus = get_settings().event_bus
+    return EventBridgePublisher(bus) if bus else None
+
+
 def reset() -> None:
     """Forget settings, clients and wiring (tests and local mode, after changing the environment)."""
-    for cached in (get_settings, keyring, directory, relay_context, bounces_context):
+    for cached in (get_settings, keyring, directory, relay_context, bounces_context, marketplace_publisher):
         cached.cache_clear()
     reset_clients()

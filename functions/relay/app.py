@@ -6,14 +6,16 @@ retries the event and, when retries are spent, parks it on the on-failure destin
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from emailflow.events import inbound_mails
+from emailflow.marketplace import relay_events
 from emailflow.observability import logger, metrics, record_outcomes
 from emailflow.relay import relay_messages
-from emailflow.wiring import relay_context
+from emailflow.wiring import marketplace_publisher, relay_context
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -21,6 +23,8 @@ from emailflow.wiring import relay_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcomes = relay_messages(inbound_mails(event), relay_context())
     record_outcomes(outcomes)
+    if (publisher := marketplace_publisher()) is not None:
+        publisher.publish(relay_events(outcomes, int(time.time())))
     return {
         "outcomes": [
             {"direction": outcome.direction.value if outcome.direction else None,
