@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class LocalRelay:
 
     def _start(self) -> None:
         options = self.options
+        _check_port_free(options.host, options.smtp_port)  # before seconds of start-up, not after them
         # Werkzeug logs every emulator request at INFO: noise for local mode's user, and on stderr besides.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address=EMULATOR_HOST, port=0, verbose=False)
@@ -243,6 +245,16 @@ class LocalRelay:
             sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
 
         return park
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise ``OSError`` at once when ``host:port`` cannot be bound (aiosmtpd reports it only after a time-out)."""
+    if port == 0:
+        return
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio binds: TIME_WAIT is no conflict
+        probe.bind(address)
 
 
 def _optional_handler() -> Callable[..., Any] | None:
