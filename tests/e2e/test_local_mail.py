@@ -10,13 +10,16 @@ import re
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from emailflow.local.delivery import maildir_name, ses_wire_bytes
+from emailflow.local.lambda_context import LocalLambdaContext
+from emailflow.local.lambda_runtime import invoke_async
 from emailflow.local.moto_ses import sent_bytes, sent_messages
-from emailflow.local.server import LocalRelay
+from emailflow.local.server import LocalRelay, dead_letter_destination
 from emailflow.local.smtp import MAX_MESSAGE_BYTES
 from tests.support.local import Register, SmtpResult, body, compose, mailbox, parsed, send, unique_address
 from tests.support.mail import load_eml
@@ -254,3 +257,23 @@ def test_local_simulator_recipient_produces_ses_event_and_no_maildir(local_relay
     assert record["bounce"]["bounceType"] == "Permanent"
     assert record["mail"]["destination"] == [simulator]
     assert record["mail"]["tags"]["direction"] == ["to_service"]
+
+
+def test_local_failed_invocation_is_parked_in_the_template_dead_letter_queue(local_relay: LocalRelay) -> None:
+    # Given the relay function's on-failure destination as local mode reads it from the template
+    park = dead_letter_destination(local_relay.stack)
+    assert park is not None
+    event = {"Records": [{"eventSource": "aws:ses", "ses": {"mail": {"messageId": "stored-id"}}}]}
+
+    def failing(event: dict[str, Any], context: Any) -> None:
+        raise RuntimeError("DynamoDB unreachable")
+
+    # When an invocation keeps failing
+    invoke_async(failing, event, LocalLambdaContext(), retries=2, on_failure=park)
+
+    # Then Lambda's failure record, with the event, is in the queue the stack names as the relay's DLQ
+    queue_url = local_relay.outputs["RelayDeadLetterQueueUrl"]
+    [message] = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    record = json.loads(message["Body"])
+    assert record["requestPayload"] == event
+    assert record["requestContext"]["approximateInvokeCount"] == 3

@@ -83,7 +83,6 @@ class LocalRelay:
         self.options = options
         self.mailbox = options.mailbox.resolve()
         self._cleanup = contextlib.ExitStack()
-        self._server: ThreadedMotoServer | None = None
         self._controller: LocalController | None = None
         self._stack: LocalStack | None = None
         self._settings: Settings | None = None
@@ -107,72 +106,84 @@ class LocalRelay:
     def _start(self) -> None:
         options = self.options
         _check_port_free(options.host, options.smtp_port)  # before seconds of start-up, not after them
+        region = self._start_emulator()
+        stack = deploy_locally(
+            {"DomainName": options.domain, **({"BrandName": options.brand} if options.brand else {})},
+            stack_name=options.stack_name, region=region)
+        self._stack = stack
+        self.outputs = register_stack(stack, options.stack_name)
+        environment = stack.function_environment(RELAY_FUNCTION)
+        # The relay function's environment, as Lambda sets it; a developer's POWERTOOLS_* values win.
+        self._cleanup.callback(set_process_environment(
+            environment, keep_existing=[name for name in environment if name.startswith(_POWERTOOLS_PREFIX)]))
+        wiring.reset()
+        self._settings = get_settings()
+        outbox = self._start_delivery(region)
+        inbound = self._inbound(stack, region, outbox)
+        gate = RecipientGate(wiring.addressing(self._settings), CodeBook(wiring.keyring()))
+        # One worker: the relay function runs one invocation at a time here, like a function with reserved
+        # concurrency 1. Its Powertools logger and metrics are process-wide state that concurrent runs would mix.
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="emailflow-relay")
+        self._cleanup.callback(outbox.drain)
+        self._cleanup.callback(executor.shutdown, wait=True)
+        controller = smtp_controller(InboundHandler(gate, inbound.receive, executor), options.host,
+                                     options.smtp_port, hostname=f"inbound-smtp.{self._settings.domain}")
+        controller.start()
+        self._controller = controller
+        self._cleanup.callback(controller.stop)
+        logger.info("local relay started", endpoint=self.endpoint_url, smtp_port=self.smtp_port,
+                    domain=self._settings.domain, delivery="smarthost" if options.smarthost else "maildir")
+
+    def _start_emulator(self) -> str:
+        """moto on a free loopback port, and this process pointed at it as the Lambda runtime would be. Returns the
+        region."""
         # Werkzeug logs every emulator request at INFO: noise for local mode's user, and on stderr besides.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address=EMULATOR_HOST, port=0, verbose=False)
         server.start()
-        self._server = server
         self._cleanup.callback(server.stop)
         self.endpoint_url = f"http://{EMULATOR_HOST}:{server.get_host_and_port()[1]}"
         region = local_region()
-        # This process now plays the Lambda runtime: its AWS calls go to the emulator, with the emulator's
-        # credentials, never with a developer's profile.
+        # Every AWS call of this process goes to the emulator, with the emulator's credentials, never with a
+        # developer's profile.
         self._cleanup.callback(set_process_environment(
             {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
              **_LOCAL_CREDENTIALS}, remove=("AWS_PROFILE", "AWS_SESSION_TOKEN")))
         self._cleanup.callback(wiring.reset)
         wiring.reset()
         install_byte_exact_sesv2()
+        return region
 
-        parameters = {"DomainName": options.domain, **({"BrandName": options.brand} if options.brand else {})}
-        stack = deploy_locally(parameters, stack_name=options.stack_name, region=region)
-        self._stack = stack
-        self.outputs = register_stack(stack, options.stack_name)
-        environment = stack.function_environment(RELAY_FUNCTION)
-        # A developer's POWERTOOLS_LOG_LEVEL (or any Powertools setting) wins over the template's.
-        self._cleanup.callback(set_process_environment(
-            environment, keep_existing=[name for name in environment if name.startswith(_POWERTOOLS_PREFIX)]))
-        wiring.reset()
-        settings = get_settings()
-        self._settings = settings
-        relay_handler = stack.function_handler(RELAY_FUNCTION)
-
-        context = LocalLambdaContext(
-            function_name=f"{options.stack_name}-{RELAY_FUNCTION}",
-            invoked_function_arn=f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{options.stack_name}-{RELAY_FUNCTION}")
+    def _start_delivery(self, region: str) -> Outbox:
+        """SES's outbound half: Maildirs or the smarthost, and the mailbox simulator."""
+        options = self.options
         self._simulator = SimulatorHook(
             _optional_handler(), LocalLambdaContext(function_name=f"{options.stack_name}-bounces"),
             topic_arn=f"arn:aws:sns:{region}:{ACCOUNT_ID}:{options.stack_name}-ses-events",
             account_id=ACCOUNT_ID, region=region)
         deliver: Deliver = SmarthostDelivery(*options.smarthost) if options.smarthost else MaildirDelivery(self.mailbox)
-        outbox = Outbox(deliver, self._simulator, settings.ses_message_id_domain)
+        outbox = Outbox(deliver, self._simulator, self.settings.ses_message_id_domain)
         add_outbound_listener(outbox.put)
         self._cleanup.callback(remove_outbound_listener, outbox.put)
+        return outbox
 
-        # One worker: the relay function runs one invocation at a time here, like a function with reserved
-        # concurrency 1. Its Powertools logger and metrics are process-wide state that concurrent runs would mix.
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="emailflow-relay")
-        self._cleanup.callback(outbox.drain)
-        self._cleanup.callback(executor.shutdown, wait=True)
+    def _inbound(self, stack: LocalStack, region: str, outbox: Outbox) -> LocalInbound:
+        """SES's inbound half: the S3 action, then the Lambda action (the relay handler, as Lambda runs it)."""
+        name = f"{self.options.stack_name}-{RELAY_FUNCTION}"
+        context = LocalLambdaContext(function_name=name,
+                                     invoked_function_arn=f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}")
+        relay_handler = stack.function_handler(RELAY_FUNCTION)
         retries = int(stack.function_setting(RELAY_FUNCTION, "EventInvokeConfig", "MaximumRetryAttempts") or 0)
-        s3: S3Client = boto3.session.Session().client("s3")
-        dead_letters = self._dead_letter_destination(stack)
+        dead_letters = dead_letter_destination(stack)
 
         def lambda_action(event: dict[str, Any]) -> None:
             with self._function_output():
                 invoke_async(relay_handler, event, context, retries=retries, on_failure=dead_letters)
-            outbox.drain()  # SES delivers after SendEmail answered, and the invocation has returned
+                outbox.drain()  # SES delivers after SendEmail answered, and after the invocation returned
 
-        inbound = LocalInbound(bucket=settings.inbound_bucket, prefix=settings.inbound_prefix,
-                               lambda_action=lambda_action, s3=s3, verdicts=dict(options.verdicts))
-        gate = RecipientGate(wiring.addressing(settings), CodeBook(wiring.keyring()))
-        controller = smtp_controller(InboundHandler(gate, inbound.receive, executor), options.host,
-                                     options.smtp_port, hostname=f"inbound-smtp.{settings.domain}")
-        controller.start()
-        self._controller = controller
-        self._cleanup.callback(controller.stop)
-        logger.info("local relay started", endpoint=self.endpoint_url, smtp_port=self.smtp_port,
-                    domain=settings.domain, delivery="smarthost" if options.smarthost else "maildir")
+        s3: S3Client = boto3.session.Session().client("s3")
+        return LocalInbound(bucket=self.settings.inbound_bucket, prefix=self.settings.inbound_prefix,
+                            lambda_action=lambda_action, s3=s3, verdicts=dict(self.options.verdicts))
 
     def stop(self) -> None:
         """Stop the SMTP server, let running invocations finish and deliver what they sent, stop the emulator,
@@ -228,23 +239,23 @@ class LocalRelay:
         stream = self.options.log_stream
         return contextlib.nullcontext() if stream is None else contextlib.redirect_stdout(stream)
 
-    @staticmethod
-    def _dead_letter_destination(stack: LocalStack) -> Callable[[dict[str, Any]], None] | None:
-        """The relay function's on-failure destination (an SQS queue of the template), as a callable."""
-        target = stack.function_setting(RELAY_FUNCTION, "EventInvokeConfig", "DestinationConfig", "OnFailure")
-        if not isinstance(target, Mapping) or target.get("Type") != "SQS":
-            return None
-        destination = target.get("Destination")
-        logical_id = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, Mapping) else None
-        queue_url = stack.refs.get(str(logical_id))
-        if queue_url is None:
-            return None
-        sqs = boto3.session.Session().client("sqs")
 
-        def park(record: dict[str, Any]) -> None:
-            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+def dead_letter_destination(stack: LocalStack) -> Callable[[dict[str, Any]], None] | None:
+    """The relay function's on-failure destination (an SQS queue of the template), as a callable."""
+    target = stack.function_setting(RELAY_FUNCTION, "EventInvokeConfig", "DestinationConfig", "OnFailure")
+    if not isinstance(target, Mapping) or target.get("Type") != "SQS":
+        return None
+    destination = target.get("Destination")
+    logical_id = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, Mapping) else None
+    queue_url = stack.refs.get(str(logical_id))
+    if queue_url is None:
+        return None
+    sqs = boto3.session.Session().client("sqs")
 
-        return park
+    def park(record: dict[str, Any]) -> None:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+
+    return park
 
 
 def _check_port_free(host: str, port: int) -> None:
