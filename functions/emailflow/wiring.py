@@ -1,10 +1,12 @@
 """Wires the adapters to the use cases, once per container (cold start), from ``Settings``.
 
-Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto.
+Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto. Operator
+commands call ``operations(settings)`` with settings of their own (from a stack's outputs, not the environment).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from emailflow.adapters.clients import reset_clients
@@ -80,6 +82,23 @@ def marketplace_publisher() -> EventBridgePublisher | None:
     """The events publisher, or None when no bus is configured (the default)."""
     bus = get_settings().event_bus
     return EventBridgePublisher(bus) if bus else None
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """What operator commands (the CLI, local mode, the demo) need to manage services of one deployment."""
+
+    settings: Settings
+    addressing: RelayAddressing
+    directory: DynamoDirectory
+    codebook: CodeBook
+
+
+def operations(settings: Settings) -> Operations:
+    """Adapters for ``settings``' deployment. Not cached: a command builds it once; it reads the code secret."""
+    return Operations(settings=settings, addressing=addressing(settings),
+                      directory=DynamoDirectory(settings.table_name),
+                      codebook=CodeBook(load_keyring(settings.code_secret_arn)))
 
 
 def reset() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from emailflow.config import _REQUIRED, ENVIRONMENT_VARIABLES, get_settings
+from emailflow.config import _REQUIRED, ENVIRONMENT_VARIABLES, STACK_OUTPUTS, get_settings, settings_from_stack_outputs
 from emailflow.local.stack import LocalStack
 from emailflow.local.template import load_template, resources_of_type
 
@@ -80,3 +80,17 @@ def test_template_receipt_rule_stores_under_the_prefix_the_code_reads(template: 
     assert s3_action["S3Action"]["ObjectKeyPrefix"] == env["EMAILFLOW_INBOUND_PREFIX"]
     assert lambda_action["LambdaAction"]["FunctionArn"] == {"Fn::GetAtt": ["RelayFunction", "Arn"]}
     assert lambda_action["LambdaAction"]["InvocationType"] == "Event"
+
+
+def test_template_declares_every_output_the_cli_reads(template: dict[str, Any]) -> None:
+    # Given the stack outputs the operator CLI builds its settings from, Then the template declares each one
+    assert set(STACK_OUTPUTS) <= set(template["Outputs"])
+
+
+def test_template_outputs_give_the_cli_the_settings_the_function_has(stack: LocalStack) -> None:
+    # Given the template's outputs, resolved against the resources local mode created
+    outputs = stack.outputs()
+
+    # When the CLI's settings are built from them, Then they are the relay function's own settings
+    assert set(outputs) == set(load_template()["Outputs"])
+    assert settings_from_stack_outputs(outputs, stack.region) == get_settings()

@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
@@ -51,6 +52,11 @@ def secretsmanager_client() -> SecretsManagerClient:
 
 def events_client() -> EventBridgeClient:
     client: EventBridgeClient = _client("events")
+    return client
+
+
+def cloudformation_client() -> CloudFormationClient:
+    client: CloudFormationClient = _client("cloudformation")
     return client
 
 
