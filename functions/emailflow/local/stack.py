@@ -7,7 +7,7 @@ It calls boto3 directly: it plays CloudFormation's part for local mode, outside 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +99,34 @@ def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any]
         attributes[f"{logical_id}.QueueName"] = name
         created.append(logical_id)
 
+    created.extend(_create_topics(session, document, physical, refs, attributes))
+
+    created.extend(_create_ses(session, document, physical, resolver, refs))
+
+    return LocalStack(template=document, refs=refs, attributes=attributes, region=region, created=created)
+
+
+def _create_topics(session: boto3.session.Session, document: Mapping[str, Any], physical: Callable[[str], str],
+                   refs: dict[str, str], attributes: dict[str, str]) -> list[str]:
+    """Create the template's SNS topics (SES events, alarms); returns their logical ids. Local mode publishes SES
+    events itself, but a function that names a topic in its environment resolves it through ``refs``."""
+    sns = session.client("sns")
+    created: list[str] = []
+    for logical_id in resources_of_type(document, "AWS::SNS::Topic"):
+        name = physical(logical_id)
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        refs[logical_id] = arn
+        attributes[f"{logical_id}.TopicArn"] = arn
+        attributes[f"{logical_id}.TopicName"] = name
+        created.append(logical_id)
+    return created
+
+
+def _create_ses(session: boto3.session.Session, document: Mapping[str, Any], physical: Callable[[str], str],
+                resolver: Resolver, refs: dict[str, str]) -> list[str]:
+    """Create the template's SES configuration sets and identities (moto wants the From domain to exist)."""
     sesv2 = session.client("sesv2")
+    created: list[str] = []
     for logical_id in resources_of_type(document, "AWS::SES::ConfigurationSet"):
         name = physical(logical_id)
         sesv2.create_configuration_set(ConfigurationSetName=name)
@@ -110,5 +137,4 @@ def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any]
         sesv2.create_email_identity(EmailIdentity=identity)
         refs[logical_id] = identity
         created.append(logical_id)
-
-    return LocalStack(template=document, refs=refs, attributes=attributes, region=region, created=created)
+    return created
