@@ -80,6 +80,8 @@ class CodePath:
     functions: list[_Function]
     actions: dict[str, set[str]] = field(default_factory=dict)
     """IAM action -> ``module.function`` names that need it."""
+    services: set[str] = field(default_factory=set)
+    """botocore service names the calls go to (``sesv2``, not the IAM prefix ``ses``)."""
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -260,6 +262,7 @@ def code_path(code_dir: Path, handler: str) -> CodePath:
     path = CodePath(modules=modules, functions=list(reached.values()))
     for function in path.functions:
         for service, operation, item_kinds in _calls_in(function, services[function.module.name]):
+            path.services.add(service)
             for action in iam_actions(service, operation, item_kinds):
                 path.actions.setdefault(action, set()).add(f"{function.module.name}.{function.qualname}")
     return path
