@@ -77,7 +77,7 @@ def test_template_every_handler_resolves_to_a_callable(template: dict[str, Any])
     # Given every function the stack can create (all optional ones switched on)
     stack = Stack(template, {**OWN_RULE_SET, "ActivateReceiptRuleSet": "true"})
     functions = _functions(stack)
-    assert len(functions) == 2
+    assert {"RelayFunction", "RuleSetActivatorFunction"} <= set(functions)
 
     for name, function in functions.items():
         # When its Handler is imported as Lambda would, with its code folder first on the path
@@ -418,5 +418,5 @@ def test_template_code_folders_exist(template: dict[str, Any]) -> None:
     # Given every function, Then its code folder is a real folder of the project
     stack = Stack(template, {**OWN_RULE_SET, "ActivateReceiptRuleSet": "true"})
     folders = {code_directory(function) for function in _functions(stack).values()}
-    assert folders == {ROOT / "functions", ROOT / "infra" / "rule_set_activator"}
+    assert {ROOT / "functions", ROOT / "infra" / "rule_set_activator"} <= folders
     assert all(Path(folder).is_dir() for folder in folders)
