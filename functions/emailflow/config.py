@@ -178,6 +178,8 @@ STACK_OUTPUTS: Mapping[str, str] = {
 }
 STACK_VARIABLE = "EMAILFLOW_STACK"
 """Names the stack the CLI reads its settings from (``--stack`` overrides it)."""
+OPERATOR_VARIABLES = frozenset({STACK_VARIABLE})
+"""Read by the operator CLI only, never by a function: the template sets none of these."""
 DEFAULT_STACK = "emailflow-local"
 """The stack ``emailflow local`` registers in its emulator: the CLI's default."""
 
@@ -198,6 +200,8 @@ def settings_from_stack_outputs(outputs: Mapping[str, str], region: str | None =
 LOCAL_REGION = "us-east-1"
 """Region of a local-mode emulator when the environment names none (moto's default)."""
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOCAL_PROCESS_VARIABLES = frozenset({"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+"""Read or set for local mode and the CLI against a local emulator only, never by a function."""
 _LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 

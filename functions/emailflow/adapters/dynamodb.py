@@ -185,6 +185,31 @@ def _sent_from(item: Item) -> SentMessage:
     )
 
 
+class _Once:
+    """Runs a transaction whose first item carries the once-only condition: ``applied`` is False when exactly that
+    condition failed (the effect was applied before); any other failure becomes a ``RelayFault``."""
+
+    def __init__(self) -> None:
+        self.applied = False
+
+    def __enter__(self) -> _Once:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> bool:
+        if error is None:
+            self.applied = True
+            return False
+        if isinstance(error, ClientError):
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if error.response["Error"]["Code"] == "TransactionCanceledException" and reasons[:1] == [
+                    "ConditionalCheckFailed"]:
+                return True
+            raise RelayFault(f"DynamoDB transaction failed: {reasons or error.response['Error']['Code']}") from error
+        if isinstance(error, BotoCoreError):
+            raise RelayFault("DynamoDB transaction failed") from error
+        return False
+
+
 class DynamoDirectory:
     """``Directory`` on one DynamoDB table with string keys ``pk``/``sk`` and TTL attribute ``expires_at``."""
 
@@ -479,7 +504,9 @@ class DynamoDirectory:
                     "ConditionExpression": "attribute_exists(pk)",
                     "ExpressionAttributeNames": {"#address": address},
                     "ExpressionAttributeValues": {":reason": {"S": undeliverable_reason}}}})
-        return self._transact_once(writes)
+        with _Once() as once:
+            self._client.transact_write_items(TransactItems=writes)
+        return once.applied
 
     def set_bounce_state(self, ses_message_id: str, state: FeedbackState) -> None:
         self._call(self._client.update_item, TableName=self._table, Key=sent_key(ses_message_id),
@@ -487,33 +514,38 @@ class DynamoDirectory:
 
     def record_complaint(self, sent: SentMessage, reason: str, now: int) -> bool:
         """Suspend the pair in the direction the complaint was about, once. False if recorded before."""
-        return self._transact_once([
-            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
-                        "UpdateExpression": "SET complaint = :done, complaint_at = :now",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(complaint)",
-                        "ExpressionAttributeValues": {":done": {"S": FeedbackState.DONE.value}, ":now": _num(now)}}},
-            {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
-                        "UpdateExpression": "SET suspended.#direction = :reason",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeNames": {"#direction": sent.direction.value},
-                        "ExpressionAttributeValues": {":reason": {"S": reason}}}},
-        ])
+        with _Once() as once:
+            self._client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                            "UpdateExpression": "SET complaint = :done, complaint_at = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(complaint)",
+                            "ExpressionAttributeValues": {":done": {"S": FeedbackState.DONE.value},
+                                                          ":now": _num(now)}}},
+                {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
+                            "UpdateExpression": "SET suspended.#direction = :reason",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#direction": sent.direction.value},
+                            "ExpressionAttributeValues": {":reason": {"S": reason}}}},
+            ])
+        return once.applied
 
     def record_delivery(self, sent: SentMessage, address: str, now: int) -> bool:
         """Count a delivery once, on the pair and the address (which also ends a run of transient bounces)."""
         counter = "delivered_to_service" if sent.direction is Direction.TO_SERVICE else "delivered_to_user"
-        return self._transact_once([
-            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
-                        "UpdateExpression": "SET delivered_at = :now",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(delivered_at)",
-                        "ExpressionAttributeValues": {":now": _num(now)}}},
-            {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
-                        "UpdateExpression": f"ADD {counter} :one", "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {":one": _num(1)}}},
-            {"Update": {"TableName": self._table, "Key": address_key(address),
-                        "UpdateExpression": "SET transient_bounces = :zero, last_delivered_at = :now",
-                        "ExpressionAttributeValues": {":zero": _num(0), ":now": _num(now)}}},
-        ])
+        with _Once() as once:
+            self._client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                            "UpdateExpression": "SET delivered_at = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(delivered_at)",
+                            "ExpressionAttributeValues": {":now": _num(now)}}},
+                {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
+                            "UpdateExpression": f"ADD {counter} :one", "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeValues": {":one": _num(1)}}},
+                {"Update": {"TableName": self._table, "Key": address_key(address),
+                            "UpdateExpression": "SET transient_bounces = :zero, last_delivered_at = :now",
+                            "ExpressionAttributeValues": {":zero": _num(0), ":now": _num(now)}}},
+            ])
+        return once.applied
 
     def clear_address(self, address: str, service_codes: list[str]) -> None:
         """An operator lifts a bounce suppression: the address item, and its mirror on the named services."""
@@ -522,20 +554,6 @@ class DynamoDirectory:
             self._call(self._client.update_item, TableName=self._table, Key=service_key(code),
                        UpdateExpression="REMOVE undeliverable.#address", ConditionExpression="attribute_exists(pk)",
                        ExpressionAttributeNames={"#address": address})
-
-    def _transact_once(self, writes: list[Any]) -> bool:
-        """Run a transaction whose first write is the once-only condition; False when that condition failed."""
-        try:
-            self._client.transact_write_items(TransactItems=writes)
-        except ClientError as exc:
-            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
-            if exc.response["Error"]["Code"] == "TransactionCanceledException" and reasons[:1] == [
-                    "ConditionalCheckFailed"]:
-                return False
-            raise RelayFault(f"DynamoDB transaction failed: {reasons or exc.response['Error']['Code']}") from exc
-        except BotoCoreError as exc:
-            raise RelayFault("DynamoDB transaction failed") from exc
-        return True
 
     # -- plumbing -------------------------------------------------------------------------------------------
 

@@ -102,6 +102,30 @@ class Transcript:
             self.failures.append(label)
 
 
+def _bounce(demo: Transcript, ops: Any, mailbox: Path) -> None:
+    """A service whose mailbox is gone (SES's bounce simulator): the user is told, From the address they wrote to."""
+    from emailflow.local.delivery import read_maildir
+    from emailflow.services import register_service, service_address
+
+    gone = register_service(ops.directory, ops.codebook, ["bounce@simulator.amazonses.com"], "Closed Cottage",
+                            relay_domain=ops.settings.domain)
+    address = service_address(ops.addressing, gone)
+    print(f"\nOperator registers a service whose mailbox no longer exists (SES's bounce simulator): {address}")
+    before = len(read_maildir(mailbox, USER[1]))
+    raw, _ = _compose(USER, address, "Still available?", "Hello, is the cottage still available?\n")
+    demo.send(5, USER, address, raw)
+    notices = read_maildir(mailbox, USER[1])[before:]
+    if not notices:
+        demo.failures.append("no bounce notice")
+        print("      bounce notice: NONE (bug!)")
+        return
+    notice = email.message_from_bytes(notices[-1], policy=email.policy.default)
+    print(f"[6] SES reports a permanent bounce; the bounces function tells {USER[1]}:")
+    for name in ("From", "Subject", "Auto-Submitted"):
+        _line(name, notice[name])
+    demo.check("no leak", b"simulator.amazonses.com" not in notices[-1], "the dead address is not revealed")
+
+
 def main() -> int:
     from emailflow.config import set_process_environment
 
@@ -120,6 +144,7 @@ def _run(mailbox: Path, started: float) -> int:
     # Imported here: the package's logger reads the Powertools settings ``main`` set when it is created.
     from emailflow.local.server import LocalOptions, LocalRelay
     from emailflow.services import register_service, service_address
+    from emailflow.stats import service_stats
 
     options = LocalOptions(domain=DOMAIN, brand=BRAND, smtp_port=0, mailbox=mailbox, log_stream=io.StringIO())
     with LocalRelay(options) as relay:
@@ -164,10 +189,15 @@ def _run(mailbox: Path, started: float) -> int:
         demo.check("same code", got["Reply-To"].addresses[0].addr_spec == user_code_address, user_code_address)
         demo.check("threads", got["In-Reply-To"] == reply_id, "In-Reply-To is María's own reply")
 
+        _bounce(demo, ops, mailbox)
+
         [pair] = ops.directory.list_pairs(service.code)
         print(f"\nConversation {USER[1][:1]}*** x {OWNER[0]}: {pair.user_messages} user messages, "
               f"{pair.service_messages} service message(s), replied: {'yes' if pair.first_reply_at else 'no'}, "
               f"awaiting reply: {'yes' if pair.awaiting_reply_since else 'no'}")
+        figures = service_stats(service.code, ops.directory.list_pairs(service.code), int(time.time()))
+        print(f"emailflow stats {public.split('@')[0]}: conversations {figures.conversations}, reply rate "
+              f"{figures.reply_rate:.0%}, first response (median) {figures.first_response_median} s")
     print(f"local mode stopped; demo finished in {time.monotonic() - started:.1f} s:",
           "OK" if not demo.failures else f"FAILED ({'; '.join(demo.failures)})")
     return 0 if not demo.failures else 1

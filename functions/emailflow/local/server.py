@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 
 RELAY_FUNCTION = "RelayFunction"
 BOUNCES_HANDLER = "bounces.app.handler"
-"""TODO(issue 5): take the bounces function from the template (its logical id and environment) once it lands."""
+"""The bounces function's handler. Local mode runs it in the relay's process with the relay's environment: the
+template gives both functions the same ``EMAILFLOW_*`` settings (tests/integration/test_template_transform.py)."""
 EMULATOR_HOST = "127.0.0.1"
 """The emulator listens on loopback only, whatever ``--host`` the SMTP server uses: it has no authentication."""
 _LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}

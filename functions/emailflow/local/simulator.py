@@ -7,9 +7,9 @@ publishing: ``eventType``, ``mail``, and one object named after the event), the 
 https://docs.aws.amazon.com/lambda/latest/dg/with-sns.html. moto's own simulator is not used: its canned
 notification does not look like AWS's (TOOLING.md).
 
-TODO(issue 5): the bounces function is being built. ``SimulatorHook`` calls it when one is given
-(``emailflow.local.server`` looks for ``bounces.app.handler``); once it lands: check these records against its
-parser, run it with its own environment from the template, and let ``ooto@`` send the auto-reply to the sender.
+``SimulatorHook`` runs the bounces function (``bounces.app.handler``) with each event, so the whole bounce path
+works locally (tests/e2e/test_local_mail.py). Not simulated: the out-of-office reply SES's ``ooto@`` address
+sends back to the sender (only its Delivery event is produced).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def simulator_records(mail: OutboundMail, recipient: str, *, account_id: str, re
             "complaintFeedbackType": "abuse",
             "arrivalDate": _timestamp(moment),
         }}]
-    return [delivery]  # success, ooto (TODO(issue 5): ooto also answers the sender with an auto-reply)
+    return [delivery]  # success, ooto (the out-of-office answer itself is not simulated)
 
 
 def sns_event(record: Mapping[str, Any], topic_arn: str, now: datetime | None = None) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class SimulatorHook:
             with self._lock:
                 self.published.append(event)
             if self._handler is None:
-                # TODO(issue 5): no bounces function exists yet; the event is kept in ``published`` only.
+                # No bounces function importable (a trimmed package): the event is kept in ``published`` only.
                 logger.info("simulator event not handled: no bounces function", event_type=record["eventType"],
                             ses_message_id=mail.ses_message_id)
                 continue

@@ -148,23 +148,40 @@ def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any]
         attributes[f"{logical_id}.QueueName"] = name
         created.append(logical_id)
 
-    _create_mail_resources(document, session, physical, resolver, refs, created)
+    created.extend(_create_topics(session, document, physical, refs, attributes))
+
+    created.extend(_create_ses(session, document, physical, resolver, refs))
 
     return LocalStack(template=document, refs=refs, attributes=attributes, region=region, created=created)
 
 
-def _create_mail_resources(document: Mapping[str, Any], session: boto3.session.Session,
-                           physical: Callable[[str], str], resolver: Resolver, refs: dict[str, str],
-                           created: list[str]) -> None:
+def _create_topics(session: boto3.session.Session, document: Mapping[str, Any], physical: Callable[[str], str],
+                   refs: dict[str, str], attributes: dict[str, str]) -> list[str]:
+    """Create the template's SNS topics (SES events, alarms); returns their logical ids. Local mode publishes SES
+    events itself, but a function that names a topic in its environment resolves it through ``refs``."""
+    sns = session.client("sns")
+    created: list[str] = []
+    for logical_id in resources_of_type(document, "AWS::SNS::Topic"):
+        name = physical(logical_id)
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        refs[logical_id] = arn
+        attributes[f"{logical_id}.TopicArn"] = arn
+        attributes[f"{logical_id}.TopicName"] = name
+        created.append(logical_id)
+    return created
+
+
+def _create_ses(session: boto3.session.Session, document: Mapping[str, Any], physical: Callable[[str], str],
+                resolver: Resolver, refs: dict[str, str]) -> list[str]:
     """SES: the receipt rule set (stored, never executed: local mode's SMTP server receives), the configuration
-    set and the domain identity (moto sends only From a known identity)."""
+    sets and the domain identity (moto sends only From a known identity)."""
+    created: list[str] = []
     ses = session.client("ses")
     for logical_id in resources_of_type(document, "AWS::SES::ReceiptRuleSet"):
         name = physical(logical_id)
         ses.create_receipt_rule_set(RuleSetName=name)
         refs[logical_id] = name
         created.append(logical_id)
-
     sesv2 = session.client("sesv2")
     for logical_id in resources_of_type(document, "AWS::SES::ConfigurationSet"):
         name = physical(logical_id)
@@ -176,6 +193,7 @@ def _create_mail_resources(document: Mapping[str, Any], session: boto3.session.S
         sesv2.create_email_identity(EmailIdentity=identity)
         refs[logical_id] = identity
         created.append(logical_id)
+    return created
 
 
 _PLACEHOLDER = "LocalMode"
