@@ -81,3 +81,36 @@ def test_cli_names_a_missing_stack(local_relay: LocalRelay) -> None:
     result = CliRunner().invoke(cli, ["--stack", "no-such-stack", "service", "list"])
     assert result.exit_code == 1
     assert "no stack named 'no-such-stack'" in result.stderr
+
+
+def test_cli_stats_reports_reply_rate_as_table_json_and_plot(local_relay: LocalRelay, maildirs: Path,
+                                                             tmp_path: Path) -> None:
+    # Given a service with one answered conversation and one unanswered, started over SMTP
+    import json
+
+    owner = unique_address("owner", "holiday-flats.example")
+    address = _run(local_relay, "service", "add", owner, "--name", "Stats Flat").stdout.strip()
+    answered, waiting = unique_address("ann", "real-user.example"), unique_address("bob", "real-user.example")
+    for user in (answered, waiting):
+        send(local_relay.smtp_host, local_relay.smtp_port, user, [address],
+             compose(("User", user), address, "Free in July?", "Hello\n"))
+    first = parsed(mailbox(maildirs, owner)[0])
+    user_code = first["Reply-To"].addresses[0].addr_spec
+    send(local_relay.smtp_host, local_relay.smtp_port, owner, [user_code],
+         compose(("Owner", owner), user_code, "Re: Free in July?", "Yes\n", in_reply_to=first["Message-ID"]))
+
+    # When the stats are asked for, as JSON and with a plot
+    plot = tmp_path / "stats.png"
+    result = _run(local_relay, "stats", address, "--json", "--plot", str(plot))
+
+    # Then the figures are exact and the plot is a PNG
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["address"], row["conversations"], row["replied"], row["pending"]) == (address, 2, 1, 1)
+    assert row["reply_rate"] == 0.5
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+    # And the table names the service with its rate
+    table = _run(local_relay, "stats", address).stdout
+    assert "Stats Flat" in table
+    assert "50%" in table

@@ -8,6 +8,7 @@ from emailflow import __version__
 from emailflow.cli.context import CliContext
 from emailflow.cli.local import local
 from emailflow.cli.service import service
+from emailflow.cli.stats import stats
 from emailflow.config import DEFAULT_STACK, STACK_VARIABLE
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -30,3 +31,4 @@ def cli(ctx: click.Context, stack_name: str) -> None:
 
 cli.add_command(local)
 cli.add_command(service)
+cli.add_command(stats)
