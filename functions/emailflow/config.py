@@ -48,6 +48,8 @@ class Settings:
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
     noreply_local_part: str = "no-reply"
+    off_platform_signal: bool = False
+    """Count messages whose text shows an e-mail address or phone number (docs/stats.md); never blocks them."""
     event_bus: str = ""
     """EventBridge bus for marketplace events; empty: no events published."""
     transient_bounce_limit: int = 3
@@ -84,6 +86,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_OVERSIZE_LINK_HOURS": "oversize_link_hours",
     "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
     "EMAILFLOW_EVENT_BUS": "event_bus",
+    "EMAILFLOW_OFF_PLATFORM_SIGNAL": "off_platform_signal",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -133,8 +136,18 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         oversize_link_hours=_non_negative_int(environ, "EMAILFLOW_OVERSIZE_LINK_HOURS", 24),
         transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),
         event_bus=environ.get("EMAILFLOW_EVENT_BUS", "").strip(),
+        off_platform_signal=_flag(environ, "EMAILFLOW_OFF_PLATFORM_SIGNAL"),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no", "off"):
+        return False
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -79,6 +79,8 @@ class RelayOutcome:
     """An auto-reply relayed: never a reply, never a response time (docs/stats.md)."""
     notice_sent: bool = False
     """An error mail went to the sender (only for rejections the sender can act on)."""
+    contact_details: bool = False
+    """(off-platform signal, when on) the relayed text showed an e-mail address or phone number."""
     service_code: str | None = None
     conversation: str | None = None
     """The pair's user code: the conversation's id in events for the marketplace (never an address)."""

@@ -43,6 +43,7 @@ from emailflow.policy import (
 )
 from emailflow.ports import ClaimResult, Directory, Mailer, MailStore, RelayFault, SendFailed, SendRejected
 from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers
+from emailflow.signals import carries_contact_details
 
 MAX_THREAD_LOOKUPS = 10
 """In-Reply-To plus the newest References: enough to thread, bounded so a crafted header costs little."""
@@ -78,6 +79,7 @@ class RelayContext:
     noreply_local_part: str = "no-reply"
     oversize_link_seconds: int = 24 * _HOUR
     max_outbound_bytes: int = MAX_OUTBOUND_BYTES
+    off_platform_signal: bool = False
     clock: Callable[[], float] = time.time
 
     @property
@@ -321,9 +323,11 @@ def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pai
     ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags)
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
-    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
+    # Read from what was sent: a quote of the sender's own address is masked by then and does not count.
+    contact = context.off_platform_signal and carries_contact_details(rewritten, context.addressing.domain)
+    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address, contact)
     return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id,
-                        service_code=service.code, conversation=pair.user_code)
+                        service_code=service.code, conversation=pair.user_code, contact_details=contact)
 
 
 def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from_address: str, to_address: str,
@@ -342,7 +346,8 @@ def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from
 
 
 def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair: Pair, service: Service,
-            direction: Direction, now: int, context: RelayContext, recipient_address: str) -> None:
+            direction: Direction, now: int, context: RelayContext, recipient_address: str,
+            contact_details: bool = False) -> None:
     sent = SentMessage(
         ses_message_id=ses_message_id,
         direction=direction,
@@ -356,6 +361,7 @@ def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair:
         sender_automatic=inbound.facts.auto_generated,
         user_address=pair.user_address,
         recipient_name=service.display_name if direction is Direction.TO_SERVICE else "",
+        contact_details=contact_details,
     )
     recipient_key = f"{CodeKind.SERVICE.value}:{service.code}" if direction is Direction.TO_SERVICE else \
         f"{CodeKind.USER.value}:{pair.user_code}"

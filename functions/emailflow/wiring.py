@@ -59,6 +59,7 @@ def relay_context() -> RelayContext:
         pair_messages_per_minute=settings.pair_messages_per_minute,
         noreply_local_part=settings.noreply_local_part,
         oversize_link_seconds=settings.oversize_link_hours * 3600,
+        off_platform_signal=settings.off_platform_signal,
     )
 
 

@@ -254,6 +254,8 @@ class InMemoryDirectory:
             updated = replace(stored, last_service_message_at=now, service_messages=stored.service_messages + 1,
                               first_reply_at=stored.first_reply_at if stored.first_reply_at is not None else now,
                               awaiting_reply_since=None)
+        if sent.contact_details:  # ADD contact_details_messages :one
+            updated = replace(updated, contact_details_messages=updated.contact_details_messages + 1)
         item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.SENT, None))  # unconditional update
         item.state, item.ses_message_id = DeliveryState.SENT, sent.ses_message_id
         self.sent[sent.ses_message_id] = _Timed(sent, sent_expires_at)

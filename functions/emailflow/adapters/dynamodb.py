@@ -161,6 +161,7 @@ def _pair_from(item: Item, service_code: str) -> Pair:
         last_user_message_at=_n(item, "last_user_message_at"),
         last_service_message_at=_n(item, "last_service_message_at"),
         user_auto_replies=_n(item, "user_auto_replies") or 0,
+        contact_details_messages=_n(item, "contact_details_messages") or 0,
         service_auto_replies=_n(item, "service_auto_replies") or 0,
         delivered_to_service=_n(item, "delivered_to_service") or 0,
         delivered_to_user=_n(item, "delivered_to_user") or 0,
@@ -422,6 +423,8 @@ class DynamoDirectory:
             copy_item = {**sent_item, **copy_key(sent.original_message_id, recipient_key), "kind": {"S": "copy"}}
             writes.append({"Put": {"TableName": self._table, "Item": copy_item}})
         update = _PAIR_UPDATES[(sent.direction, sent.sender_automatic)]
+        if sent.contact_details:  # every expression above ends in its ADD clause
+            update += ", contact_details_messages :one"
         self._call(self._client.transact_write_items, TransactItems=[
             {"Update": {"TableName": self._table, "Key": delivery_key(delivery),
                         "UpdateExpression": "SET #state = :sent, ses_message_id = :ses",

@@ -67,13 +67,13 @@ def stats(obj: CliContext, service_ref: str | None, top: int, days: int | None, 
 
 def _table(rows: list[ServiceStats], names: dict[str, str], addresses: dict[str, str]) -> None:
     header = f"{'service':<44} {'name':<20} {'conv':>5} {'replied':>7} {'rate':>5} {'pending':>7} " \
-             f"{'median':>8} {'p90':>8} {'auto':>5} {'delivered':>9}"
+             f"{'median':>8} {'p90':>8} {'auto':>5} {'delivered':>9} {'contact':>7}"
     click.echo(header)
     for row in rows:
         click.echo(f"{addresses[row.service_code]:<44} {names[row.service_code][:20]:<20} {row.conversations:>5} "
                    f"{row.replied:>7} {_rate(row.reply_rate):>5} {row.pending:>7} "
                    f"{_duration(row.first_response_median):>8} {_duration(row.first_response_p90):>8} "
-                   f"{row.auto_replies:>5} {row.delivered:>9}")
+                   f"{row.auto_replies:>5} {row.delivered:>9} {row.contact_details:>7}")
 
 
 def _plot(rows: list[ServiceStats], names: dict[str, str], responses: dict[str, list[int]], path: Path) -> None:
