@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
+SERVICES_INDEX = "services"
+"""The sparse GSI (``listing``, ``created_at``) over service items (template.yaml)."""
 _MAX_BATCH_ATTEMPTS = 5
 
 
@@ -139,6 +141,7 @@ def _service_item(service: Service) -> Item:
     return {
         **service_key(service.code),
         "kind": {"S": "service"},
+        "listing": {"S": "service"},
         "addresses": {"L": [{"S": address} for address in service.addresses]},
         "display_name": {"S": service.display_name},
         "status": {"S": service.status.value},
@@ -248,11 +251,13 @@ class DynamoDirectory:
                    ExpressionAttributeValues={":status": {"S": service.status.value}})
 
     def list_services(self) -> list[Service]:
-        """Every service (a scan filtered to service items: an operator command, not a hot path)."""
+        """Every service, oldest first: one Query on the sparse ``services`` index (only service items carry
+        ``listing``), never a scan of the table."""
         services: list[Service] = []
-        paginator = self._client.get_paginator("scan")
-        for page in paginator.paginate(TableName=self._table, FilterExpression="kind = :kind",
-                                       ExpressionAttributeValues={":kind": {"S": "service"}}):
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self._table, IndexName=SERVICES_INDEX,
+                                       KeyConditionExpression="listing = :service",
+                                       ExpressionAttributeValues={":service": {"S": "service"}}):
             services.extend(_service_from(item) for item in page.get("Items", []))
         return sorted(services, key=lambda service: (service.created_at, service.code))
 
