@@ -27,6 +27,12 @@ class SendFailed(RelayFault):
     """The mail service answered with an error (throttling, a service fault): nothing was sent; retry later."""
 
 
+class SendOutcomeUnknown(RelayFault):
+    """The request may have reached the mail service, but no answer came back (a read time-out, a dropped
+    connection): the mail may or may not have gone out. Never a ``SendFailed``: the delivery's claim stays open, so
+    no retry sends a second copy (docs/reliability.md)."""
+
+
 class SendRejected(RuntimeError):
     """The mail service refused this message for good (e.g. SES ``MessageRejected``); retrying will not help."""
 
