@@ -101,6 +101,10 @@ class Directory(Protocol):
         """Count one error mail to ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
         ...
 
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """Count one message from ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
+        ...
+
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
                     sent_expires_at: int) -> None:
         """After a send: close the delivery, store the sent record (by SES id, and by original id for

@@ -10,6 +10,7 @@
 | ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
 | pair rate        | ``RATE#<svc>#<addr>``| ``<unix minute>``    |
 | notice budget    | ``NOTICE#<digest>`` | ``<unix hour>``       |
+| sender budget    | ``SENDER#<digest>`` | ``<unix hour>``       |
 | address health   | ``ADDR#<address>``  | ``ADDR``              |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
@@ -82,6 +83,11 @@ def address_key(address: str) -> Item:
 
 def notice_key(sender_key: str, window: int) -> Item:
     return {"pk": {"S": f"NOTICE#{sender_key}"}, "sk": {"S": str(window)}}
+
+
+def sender_budget_key(sender_digest: str, window: int) -> Item:
+    """Messages one sender wrote to services during one hour: the per-sender rate limit."""
+    return {"pk": {"S": f"SENDER#{sender_digest}"}, "sk": {"S": str(window)}}
 
 
 def copy_key(original_message_id: str, recipient_key: str) -> Item:
@@ -439,6 +445,11 @@ class DynamoDirectory:
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         """One conditional ADD: counts the notice and refuses it once ``limit`` notices went out in ``window``."""
         return self._count_within(notice_key(sender_key, window), limit, expires_at, "notice")
+
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """One conditional ADD: counts a message of ``sender_key`` and refuses it once ``limit`` were counted in
+        ``window``."""
+        return self._count_within(sender_budget_key(sender_key, window), limit, expires_at, "sender message")
 
     def _count_within(self, key: Item, limit: int, expires_at: int, what: str) -> bool:
         try:
