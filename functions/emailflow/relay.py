@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 
-from emailflow.addresses import RelayAddress, RelayAddressing, address_digest
+from emailflow.addresses import RelayAddress, RelayAddressing, address_digest, spellings
 from emailflow.bodymask import mask_addresses
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail
@@ -217,7 +217,7 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
         from_display_name=relay_display_name(name, context.brand),
         from_address=context.addressing.address(CodeKind.USER, pair.user_code),
         to_address=deliverable[0],  # the first registered address that still accepts mail
-        hidden_addresses=(user_address,),
+        hidden_addresses=spellings(user_address),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
@@ -261,7 +261,7 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         from_display_name=relay_display_name(service.display_name, context.brand),
         from_address=context.addressing.address(CodeKind.SERVICE, service.code),
         to_address=pair.user_address,
-        hidden_addresses=(sender, *service.addresses),
+        hidden_addresses=tuple(form for address in (sender, *service.addresses) for form in spellings(address)),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
