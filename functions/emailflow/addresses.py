@@ -13,6 +13,11 @@ MAX_ADDRESS_LENGTH = 254
 """RFC 5321 section 4.5.3.1.3 (path limit 256, minus the angle brackets)."""
 
 
+_NOT_IN_ADDRESSES = frozenset(" <>,;\x7f") | {chr(code) for code in range(0x20)}
+"""White space, control characters (CR, LF, NUL and the rest: a header injection or a mangled address) and the
+characters that separate or bracket addresses."""
+
+
 class InvalidAddress(ValueError):
     """Not a usable mailbox address."""
 
@@ -25,7 +30,7 @@ def normalise_address(address: str) -> str:
     """
     text = address.strip().strip("<>").strip()
     local, at, domain = text.rpartition("@")
-    if not at or not local or not domain or any(char in text for char in " \t\r\n<>,;\x00"):
+    if not at or not local or not domain or any(char in _NOT_IN_ADDRESSES for char in text):
         raise InvalidAddress("not an address")
     try:
         ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
@@ -37,6 +42,18 @@ def normalise_address(address: str) -> str:
     if len(normalised) > MAX_ADDRESS_LENGTH:
         raise InvalidAddress("address too long")
     return normalised
+
+
+def spellings(address: str) -> tuple[str, ...]:
+    """A stored (normalised) address and the other way people write it: an IDNA domain also in Unicode
+    (``jane@xn--bcher-kva.example`` and ``jane@bücher.example``). Masking must find both."""
+    local, _, domain = address.rpartition("@")
+    try:
+        unicode_domain = domain.encode("ascii").decode("idna")
+    except UnicodeError:
+        return (address,)
+    unicode_form = f"{local}@{unicode_domain.lower()}"
+    return (address,) if unicode_form == address else (address, unicode_form)
 
 
 def without_subaddress(address: str) -> str:

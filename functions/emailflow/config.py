@@ -47,6 +47,8 @@ class Settings:
     """``drop`` mail SES judged spam, or ``tag`` it (forward with ``[SPAM]`` in the subject)."""
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
+    sender_messages_per_hour: int = 60
+    """Messages one sender may write to services per hour (all services together); 0 turns the limit off."""
     noreply_local_part: str = "no-reply"
     off_platform_signal: bool = False
     """Count messages whose text shows an e-mail address or phone number (docs/stats.md); never blocks them."""
@@ -82,6 +84,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_SPAM_POLICY": "spam_policy",
     "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR": "notices_per_sender_per_hour",
     "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE": "pair_messages_per_minute",
+    "EMAILFLOW_SENDER_MESSAGES_PER_HOUR": "sender_messages_per_hour",
     "EMAILFLOW_NOREPLY_LOCAL_PART": "noreply_local_part",
     "EMAILFLOW_OVERSIZE_LINK_HOURS": "oversize_link_hours",
     "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
@@ -132,6 +135,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         spam_policy=spam_policy,
         notices_per_sender_per_hour=_positive_int(environ, "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR", 5),
         pair_messages_per_minute=_positive_int(environ, "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE", 10),
+        sender_messages_per_hour=_non_negative_int(environ, "EMAILFLOW_SENDER_MESSAGES_PER_HOUR", 60),
         noreply_local_part=noreply,
         oversize_link_hours=_non_negative_int(environ, "EMAILFLOW_OVERSIZE_LINK_HOURS", 24),
         transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),

@@ -8,6 +8,7 @@ body: it never searches the body for a separator.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from email.errors import HeaderParseError
@@ -28,6 +29,16 @@ _ENCODED_RUN = re.compile(rf"{_ENCODED_WORD.pattern}(?:[ \t]+{_ENCODED_WORD.patt
 """Encoded words separated only by white space: decoded together (RFC 2047 section 6.2)."""
 
 
+def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+_LATIN1_FALLBACK = "emailflow-latin1-fallback"
+codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderField:
     """One header field as it was received: the name and every physical line, line endings inside a folded
@@ -46,12 +57,10 @@ class HeaderField:
         return self.raw[self.raw.index(b":") + 1 :]
 
     def text(self) -> str:
-        """The unfolded value as text: UTF-8 (RFC 6532) or, failing that, Latin-1; RFC 2047 words left encoded."""
-        value = self.raw_value
-        try:
-            decoded = value.decode("utf-8")
-        except UnicodeDecodeError:
-            decoded = value.decode("latin-1")
+        """The unfolded value as text: UTF-8 (RFC 6532), any byte that is not part of a UTF-8 sequence read as
+        Latin-1; RFC 2047 words left encoded. Byte by byte, not all or nothing: one stray 8-bit byte in a display
+        name must not turn a UTF-8 (IDN) address beside it into a different, wrong address."""
+        decoded = self.raw_value.decode("utf-8", _LATIN1_FALLBACK)
         return re.sub(r"\r?\n(?=[ \t])", "", decoded).strip()
 
     def decoded_text(self) -> str:

@@ -52,6 +52,9 @@ class Reason(StrEnum):
     """From names a registered address of the service, but SPF and DKIM both fail."""
     RATE_LIMITED = "rate_limited"
     """More messages in one conversation per minute than people write: auto-responders answering each other."""
+    SENDER_RATE_LIMITED = "sender_rate_limited"
+    """One sender wrote to services more often in an hour than a person does
+    (``EMAILFLOW_SENDER_MESSAGES_PER_HOUR``)."""
     RECIPIENT_UNDELIVERABLE = "recipient_undeliverable"
     """The real recipient's address bounced for good (or too often): not sent again until an operator clears it."""
     COMPLAINT_SUSPENDED = "complaint_suspended"

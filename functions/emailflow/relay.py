@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 
-from emailflow.addresses import RelayAddress, RelayAddressing, address_digest
+from emailflow.addresses import RelayAddress, RelayAddressing, address_digest, spellings
 from emailflow.bodymask import mask_addresses
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail
@@ -76,6 +76,8 @@ class RelayContext:
     spam_policy: SpamPolicy = SpamPolicy.DROP
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
+    sender_messages_per_hour: int = 60
+    """0: no per-sender limit."""
     noreply_local_part: str = "no-reply"
     oversize_link_seconds: int = 24 * _HOUR
     max_outbound_bytes: int = MAX_OUTBOUND_BYTES
@@ -193,6 +195,9 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
     if snapshot.recent_messages >= context.pair_messages_per_minute:
         return replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE),
                        service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
+    if not _within_sender_budget(inbound.facts, context):
+        return replace(_rejected(delivery.recipient, Reason.SENDER_RATE_LIMITED, Direction.TO_SERVICE),
+                       service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
     now = int(context.clock())
     pair = snapshot.pair
     new_pair = None
@@ -214,7 +219,7 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
         from_display_name=relay_display_name(name, context.brand),
         from_address=context.addressing.address(CodeKind.USER, pair.user_code),
         to_address=deliverable[0],  # the first registered address that still accepts mail
-        hidden_addresses=(user_address,),
+        hidden_addresses=spellings(user_address),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
@@ -258,7 +263,7 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         from_display_name=relay_display_name(service.display_name, context.brand),
         from_address=context.addressing.address(CodeKind.SERVICE, service.code),
         to_address=pair.user_address,
-        hidden_addresses=(sender, *service.addresses),
+        hidden_addresses=tuple(form for address in (sender, *service.addresses) for form in spellings(address)),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
@@ -271,6 +276,23 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         return replace(outcome, auto_reply=True)
     waited = now - pair.awaiting_reply_since if pair.awaiting_reply_since is not None else None
     return replace(outcome, response_seconds=waited, first_reply=pair.first_reply_at is None)
+
+
+def _within_sender_budget(facts: MailFacts, context: RelayContext) -> bool:
+    """Count this message against its sender's hourly budget (mail to services only: services answer many people).
+
+    Counted after the duplicate check, so a redelivered event is not counted again. Mail that neither SPF nor DKIM
+    vouches for counts against a budget of its own: a forger cannot use up a real person's budget by writing in
+    their name.
+    """
+    if context.sender_messages_per_hour <= 0 or facts.sender is None:
+        return True
+    now = int(context.clock())
+    key = address_digest(facts.sender, context.keyring.current) + ("" if facts.authenticated else "-unverified")
+    if context.directory.allow_sender_message(key, now // _HOUR, context.sender_messages_per_hour, now + 2 * _HOUR):
+        return True
+    logger.info("sender budget spent", sender=key)
+    return False
 
 
 def _duplicate(snapshot: Snapshot, delivery: DeliveryKey, direction: Direction) -> RelayOutcome | None:

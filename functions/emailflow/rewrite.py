@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.header import Header
@@ -190,11 +191,65 @@ def _kept_field(header: HeaderField, rule: HeaderRule, plan: RewritePlan, hidden
         return _text_field(name, _mask(plan.subject, hidden, plan.from_address), newline)
     raw_text = header.raw.decode("latin-1")
     if _mentions(raw_text, hidden) or _mentions_in_any_reading(header.text(), hidden):
+        if header.key in _PARAMETER_FIELDS:  # encoded words are not allowed in MIME parameters (RFC 2047 §5)
+            return _parameter_field(name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
         return _text_field(name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
-    if rule is HeaderRule.SUBJECT and (not header.raw_value.isascii() or _has_overlong_line(header.raw)):
-        # Raw 8-bit text (RFC 6532) or a line over RFC 5322's 998 octets: rebuilt, encoded and folded.
+    if _UNSAFE_BYTES.search(header.raw_value) or _has_overlong_line(header.raw):
+        # Raw 8-bit text (RFC 6532), a control character or a line over RFC 5322's 998 octets: rebuilt in ASCII.
+        if header.key in _PARAMETER_FIELDS:
+            return _parameter_field(name, header.decoded_text(), newline)
         return _text_field(name, header.decoded_text(), newline)
     return _normalise_folding(header.raw, newline)
+
+
+_UNSAFE_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]|\r(?!\n)")
+"""What a kept field may not pass on as it came: 8-bit bytes (SES and RFC 5322 want an ASCII header block) and
+control characters - above all a CR that does not end a line, which many parsers (Python's among them) read as a
+line break: ``Subject: x<CR>Reply-To: attacker@...`` would add a field."""
+_PARAMETER_FIELDS = frozenset({"content-type", "content-disposition"})
+_PARAMETER = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+_ATTRIBUTE_CHARS = "!#$&+-.^_`|~"
+"""RFC 2231 section 7: besides letters and digits, what an extended value may carry without %-encoding."""
+_MAX_MAIN_VALUE = 200
+_PARAMETER_CHUNK = 200
+"""Bytes of a parameter value per RFC 2231 continuation: even fully %-encoded, a line stays far under 998."""
+
+
+def _parameter_field(name: str, value: str, newline: bytes) -> bytes:
+    """``Content-Type`` / ``Content-Disposition`` written anew in ASCII from decoded text, one parameter per line:
+    ASCII values quoted, others (and overlong ones, and ones that would read as encoded words) in RFC 2231 form
+    (``filename*=utf-8''r%C3%A9sum%C3%A9.pdf``), split into continuations when long. The main value keeps its
+    ASCII characters only."""
+    value = _LINE_BREAKING.sub(" ", value)
+    main = value.split(";", 1)[0].strip()[:_MAX_MAIN_VALUE].replace("=?", "  ")
+    main = main.encode("ascii", "replace").decode("ascii")
+    parts = [f"{name}: {main or 'application/octet-stream'}"]
+    for key, quoted in _PARAMETER.findall(value):
+        if not key.isascii() or len(key) > _MAX_MAIN_VALUE:
+            continue
+        text = quoted.strip()
+        if key.endswith("*"):  # already RFC 2231: an ASCII token, kept when it is one
+            if text.isascii() and " " not in text and "=?" not in text and len(text) < _MAX_LINE - len(key) - 10:
+                parts.append(f"{key}={text}")
+            continue
+        if text.startswith('"'):
+            text = re.sub(r"\\(.)", r"\1", text[1:-1] if text.endswith('"') and len(text) > 1 else text[1:])
+        if text.isascii() and "=?" not in text and len(text) < _MAX_LINE - len(key) - 10:
+            parts.append(f'{key}="{_quoted(text)}"')
+            continue
+        data = text.encode("utf-8")
+        chunks = [urllib.parse.quote(data[start : start + _PARAMETER_CHUNK], safe=_ATTRIBUTE_CHARS)
+                  for start in range(0, len(data), _PARAMETER_CHUNK)]
+        if len(chunks) == 1:
+            parts.append(f"{key}*=utf-8''{chunks[0]}")
+            continue
+        parts.extend(f"{key}*{index}*=" + ("utf-8''" if index == 0 else "") + chunk
+                     for index, chunk in enumerate(chunks))
+    return (";" + newline.decode("ascii") + " ").join(parts).encode("ascii")
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _has_overlong_line(raw: bytes) -> bool:

@@ -57,6 +57,7 @@ def relay_context() -> RelayContext:
         spam_policy=SpamPolicy(settings.spam_policy),
         notices_per_sender_per_hour=settings.notices_per_sender_per_hour,
         pair_messages_per_minute=settings.pair_messages_per_minute,
+        sender_messages_per_hour=settings.sender_messages_per_hour,
         noreply_local_part=settings.noreply_local_part,
         oversize_link_seconds=settings.oversize_link_hours * 3600,
         off_platform_signal=settings.off_platform_signal,

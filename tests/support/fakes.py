@@ -91,6 +91,8 @@ class InMemoryDirectory:
         """(service code, user address, minute) -> messages relayed in the pair that minute."""
         self.notices: dict[tuple[str, int], int] = {}
         """(sender key, hour) -> error mails sent."""
+        self.sender_messages: dict[tuple[str, int], int] = {}
+        """(sender key, hour) -> messages counted against the sender's budget."""
         self.health: dict[str, AddressHealth] = {}
         """address -> delivery health (the ADDR items)."""
         self.feedback: dict[str, dict[str, object]] = {}
@@ -329,12 +331,19 @@ class InMemoryDirectory:
         return True
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
-        # ADD count :one, conditional on count < limit (expiry is by window: a new hour is a new item)
-        count = self.notices.get((sender_key, window), 0)
-        if count >= limit:
-            return False
-        self.notices[(sender_key, window)] = count + 1
-        return True
+        return _count_within(self.notices, (sender_key, window), limit)
+
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        return _count_within(self.sender_messages, (sender_key, window), limit)
+
+
+def _count_within(counters: dict[tuple[str, int], int], key: tuple[str, int], limit: int) -> bool:
+    """ADD count :one, conditional on count < limit (expiry is by window: a new hour is a new item)."""
+    count = counters.get(key, 0)
+    if count >= limit:
+        return False
+    counters[key] = count + 1
+    return True
 
 
 @dataclass(frozen=True)

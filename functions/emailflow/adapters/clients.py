@@ -21,13 +21,19 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
 
-# Standard retry mode: exponential back-off with jitter on throttling and 5xx, 3 attempts in all.
+# Standard retry mode: exponential back-off with jitter on throttling, 5xx and transient network errors. botocore's
+# ``max_attempts`` counts retries: 3 retries, up to 4 attempts in all.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+# SendEmail is not idempotent: botocore would repeat it after a read time-out, when SES may already have sent the
+# mail. The SES adapter retries only what is safe to repeat (``adapters.sesv2``).
+_NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+_CONFIGS = {"sesv2": _NO_RETRIES}
 
 
 @cache
 def _client(service_name: str) -> Any:
-    return boto3.session.Session().client(service_name, config=_CONFIG)  # type: ignore[call-overload]
+    config = _CONFIGS.get(service_name, _CONFIG)
+    return boto3.session.Session().client(service_name, config=config)  # type: ignore[call-overload]
 
 
 def s3_client() -> S3Client:

@@ -10,6 +10,7 @@
 | ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
 | pair rate        | ``RATE#<svc>#<addr>``| ``<unix minute>``    |
 | notice budget    | ``NOTICE#<digest>`` | ``<unix hour>``       |
+| sender budget    | ``SENDER#<digest>`` | ``<unix hour>``       |
 | address health   | ``ADDR#<address>``  | ``ADDR``              |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
@@ -19,6 +20,7 @@ the expiry themselves.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -85,6 +87,11 @@ def notice_key(sender_key: str, window: int) -> Item:
     return {"pk": {"S": f"NOTICE#{sender_key}"}, "sk": {"S": str(window)}}
 
 
+def sender_budget_key(sender_digest: str, window: int) -> Item:
+    """Messages one sender wrote to services during one hour: the per-sender rate limit."""
+    return {"pk": {"S": f"SENDER#{sender_digest}"}, "sk": {"S": str(window)}}
+
+
 def copy_key(original_message_id: str, recipient_key: str) -> Item:
     """Our copy of an inbound message, by its original id and the relay address it was written to."""
     return {"pk": {"S": f"MSGID#{original_message_id}"}, "sk": {"S": f"TO#{recipient_key}"}}
@@ -118,6 +125,12 @@ _PAIR_UPDATES: Mapping[tuple[Direction, bool], str] = {
     (Direction.TO_USER, True): "ADD service_auto_replies :one",
 }
 """The pair's figures, updated in the transaction that closes a delivery: atomic, never read-modify-write."""
+
+
+def _is_attempt(item: object, attempt: str) -> bool:
+    """Whether a claim item (as returned with a failed condition) was written by the claim call ``attempt``."""
+    value = item.get("attempt") if isinstance(item, Mapping) else None
+    return isinstance(value, Mapping) and value.get("S") == attempt
 
 
 def _feedback_state(item: Item, name: str) -> FeedbackState | None:
@@ -345,20 +358,29 @@ class DynamoDirectory:
     # -- relay writes ---------------------------------------------------------------------------------------
 
     def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+        # Each claim carries a token of its own: when botocore repeats the write after an answer was lost, the
+        # repeat fails its condition on the item the first try wrote, and the token shows that item is ours
+        # (without it the repeat reads as a duplicate, nothing is sent, and the message is lost).
+        attempt = secrets.token_hex(8)
         claim: dict[str, Any] = {
             "TableName": self._table,
             "Item": {**delivery_key(delivery), "state": {"S": DeliveryState.IN_PROGRESS.value},
-                     "claimed_at": _num(int(self._clock())), "expires_at": _num(expires_at)},
+                     "claimed_at": _num(int(self._clock())), "expires_at": _num(expires_at),
+                     "attempt": {"S": attempt}},
             # An expired claim (TTL not yet applied) is as good as none.
             "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
             "ExpressionAttributeValues": {":now": _num(int(self._clock()))},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if new_pair is None:
             try:
                 self._client.put_item(**claim)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                    return ClaimResult.DUPLICATE
+                    return ClaimResult.CLAIMED if _is_attempt(exc.response.get("Item"), attempt) else \
+                        ClaimResult.DUPLICATE
+                raise RelayFault("could not claim the delivery") from exc
+            except BotoCoreError as exc:
                 raise RelayFault("could not claim the delivery") from exc
             return ClaimResult.CLAIMED
         pair_item = {
@@ -382,12 +404,18 @@ class DynamoDirectory:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise RelayFault("could not create the pair") from exc
-            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            cancelled = exc.response.get("CancellationReasons", [])
+            reasons = [reason.get("Code") for reason in cancelled]
             if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
-                return ClaimResult.DUPLICATE
+                # All or nothing: a claim with our token means this very transaction was applied before (DynamoDB
+                # replays a repeat with the same ClientRequestToken as a success; this covers a store that does not).
+                return ClaimResult.CLAIMED if _is_attempt(cancelled[2].get("Item"), attempt) else \
+                    ClaimResult.DUPLICATE
             if len(reasons) == 3 and reasons[0] == "ConditionalCheckFailed":
                 return ClaimResult.PAIR_EXISTS
             raise RelayFault(f"pair creation cancelled: {reasons}") from exc
+        except BotoCoreError as exc:
+            raise RelayFault("could not create the pair") from exc
         return ClaimResult.CLAIMED
 
     def release_delivery(self, delivery: DeliveryKey) -> None:
@@ -449,9 +477,17 @@ class DynamoDirectory:
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         """One conditional ADD: counts the notice and refuses it once ``limit`` notices went out in ``window``."""
+        return self._count_within(notice_key(sender_key, window), limit, expires_at, "notice")
+
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """One conditional ADD: counts a message of ``sender_key`` and refuses it once ``limit`` were counted in
+        ``window``."""
+        return self._count_within(sender_budget_key(sender_key, window), limit, expires_at, "sender message")
+
+    def _count_within(self, key: Item, limit: int, expires_at: int, what: str) -> bool:
         try:
             self._client.update_item(
-                TableName=self._table, Key=notice_key(sender_key, window),
+                TableName=self._table, Key=key,
                 UpdateExpression="ADD #count :one SET expires_at = :expires",
                 ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
                 ExpressionAttributeNames={"#count": "count"},
@@ -459,7 +495,9 @@ class DynamoDirectory:
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
-            raise RelayFault("could not count the notice") from exc
+            raise RelayFault(f"could not count the {what}") from exc
+        except BotoCoreError as exc:
+            raise RelayFault(f"could not count the {what}") from exc
         return True
 
     # -- feedback (bounces handler) --------------------------------------------------------------------------
