@@ -47,11 +47,11 @@ def stats(obj: CliContext, service_ref: str | None, top: int, days: int | None, 
     with reported_errors():
         services = [find_service(ops.directory, ops.addressing, ops.codebook, service_ref)] if service_ref else \
             ops.directory.list_services()
-        figures = [service_stats(item.code, ops.directory.list_pairs(item.code), now, since=since)
-                   for item in services]
-        responses = {item.code: [pair.first_reply_at - pair.started_at for pair in ops.directory.list_pairs(item.code)
-                                 if pair.first_reply_at is not None and (since is None or pair.started_at >= since)]
-                     for item in services} if plot else {}
+        pairs = {item.code: ops.directory.list_pairs(item.code) for item in services}  # one Query each
+    figures = [service_stats(code, service_pairs, now, since=since) for code, service_pairs in pairs.items()]
+    responses = {code: [pair.first_reply_at - pair.started_at for pair in service_pairs
+                        if pair.first_reply_at is not None and (since is None or pair.started_at >= since)]
+                 for code, service_pairs in pairs.items()}
     names = {item.code: item.display_name for item in services}
     addresses = {item.code: service_address(ops.addressing, item) for item in services}
     chosen = top_services(figures, top)
