@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
 
-.PHONY: venv lint typecheck unit test demo bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: venv lint typecheck unit test demo bench fuzz clean
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rewrite.py
+
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/fuzz_relay.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build
