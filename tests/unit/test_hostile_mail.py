@@ -24,7 +24,7 @@ from tests.support.hostile import USER, HostileMail, Sent, check_relay, hostile_
 from tests.support.mail import load_eml, new_message_id
 
 OWNER = "owner@holiday-flats.example"
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass
@@ -91,11 +91,11 @@ def test_relay_hostile_mail_to_a_user_keeps_every_invariant(data: st.DataObject)
 
 
 def test_relay_hostile_generator_gets_mail_past_the_policy() -> None:
-    # Given 200 generated messages, each to a fresh relay (the address placeholder swapped for its service's)
+    # Given 150 generated messages, each to a fresh relay (the address placeholder swapped for its service's)
     template = Relay()
     forwarded = 0
 
-    @settings(max_examples=200, deadline=None, database=None)
+    @settings(max_examples=150, deadline=None, database=None)
     @given(mail=hostile_mails(template.address))
     def run(mail: HostileMail) -> None:
         nonlocal forwarded
@@ -108,7 +108,7 @@ def test_relay_hostile_generator_gets_mail_past_the_policy() -> None:
     run()
 
     # Then a good share is forwarded: the invariants on forwarded mail are checked on many cases, not a few
-    assert forwarded >= 40
+    assert forwarded >= 30
 
 
 def test_relay_hostile_codes_are_parsed_from_the_user_code_kind() -> None:
