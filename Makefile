@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
 
-.PHONY: venv lint typecheck unit test package package-test demo bench dashboard clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: venv lint typecheck unit test package package-test demo bench fuzz dashboard clean
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +50,9 @@ bench: $(STAMP)
 # Writes infra/dashboard.py's dashboard body into template.yaml (tests/integration/test_dashboard.py checks it).
 dashboard: $(STAMP)
 	$(BIN)/python infra/dashboard.py --write-template
+
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/fuzz_relay.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build

@@ -11,11 +11,13 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.utils import getaddresses
 
-_MESSAGE_ID = re.compile(r"<[^<>\s]{1,995}>")
+_MESSAGE_ID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,995}>")
+"""An id between angle brackets: no white space and no control character (a NUL in an id would go out in the
+headers of a reply or a notice)."""
 _MAX_FIELD_NAME = 996
 """RFC 5322 limits only the line (998 octets): a longer name read as the start of the body would push every later
 field, Content-Type and From included, into the body."""
@@ -119,7 +121,7 @@ def decode_words(text: str) -> str:
         return text
     try:
         return str(make_header(decode_header(text)))
-    except (HeaderParseError, ValueError, LookupError, UnicodeError):
+    except (MessageError, ValueError, LookupError, UnicodeError):
         # One bad word, an unknown charset or raw 8-bit text beside the words (RFC 6532) fails the whole value;
         # decode what can be decoded, run by run, as mail clients do, so nothing hides behind the bad part.
         return decode_each_word(text)
@@ -135,7 +137,7 @@ def decode_each_word(text: str) -> str:
 def _decode_run(run: re.Match[str]) -> str:
     try:
         return str(make_header(decode_header(run.group())))
-    except (HeaderParseError, ValueError, LookupError, UnicodeError):
+    except (MessageError, ValueError, LookupError, UnicodeError):
         return "".join(_decode_word(word) for word in _ENCODED_WORD.findall(run.group()))
 
 
@@ -144,13 +146,13 @@ def _decode_word(word: str) -> str:
     charset: str | None
     try:
         [(payload, charset)] = decode_header(word)
-    except (HeaderParseError, ValueError):
+    except (MessageError, ValueError):
         return word
     if isinstance(payload, str):
         return payload
     try:
         return payload.decode((charset or "us-ascii").partition("*")[0], "replace")
-    except LookupError:  # an unknown charset: show its bytes rather than hide what they say
+    except (LookupError, ValueError):  # an unknown (or NUL-bearing) charset: show the bytes rather than hide them
         return payload.decode("latin-1")
 
 

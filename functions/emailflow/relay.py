@@ -356,7 +356,7 @@ def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from
                   tags: dict[str, str]) -> str | None:
     """Send under a claim already held. None: SES refused for good (the claim is closed as rejected)."""
     try:
-        return context.mailer.send_raw(raw, from_address=from_address, to_address=to_address, tags=tags)
+        ses_message_id = context.mailer.send_raw(raw, from_address=from_address, to_address=to_address, tags=tags)
     except SendRejected:
         context.directory.reject_delivery(delivery, Reason.SEND_REJECTED.value)
         return None
@@ -365,6 +365,11 @@ def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from
         # exception (a read time-out after the request left) keeps the claim open: the mail may have gone out.
         context.directory.release_delivery(delivery)
         raise
+    # Before the claim is closed: if closing fails, this line is how an operator knows the mail went out
+    # (docs/operations.md, "The DLQ alarm fired").
+    logger.info("sent", inbound_message_id=delivery.inbound_message_id, recipient=delivery.recipient,
+                ses_message_id=ses_message_id)
+    return ses_message_id
 
 
 def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair: Pair, service: Service,

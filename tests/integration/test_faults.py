@@ -10,6 +10,7 @@ line at the end of the run.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -406,8 +407,8 @@ def test_fault_throttled_claim_of_a_reply_is_retried_and_counted_once(fault_stac
     assert (fault_stack.copies_to(conversation.user), pair.service_messages) == (1, 1)
 
 
-def test_fault_close_fails_after_send_parks_event_without_second_copy(fault_stack: FaultStack,
-                                                                      case: LedgerCase) -> None:
+def test_fault_close_fails_after_send_parks_event_without_second_copy(fault_stack: FaultStack, case: LedgerCase,
+                                                                      log_lines: io.StringIO) -> None:
     # Given the transaction that closes the delivery fails (every time) after SES took the mail
     conversation = fault_stack.conversation("close-fails")
     event = fault_stack.user_writes(conversation)
@@ -425,10 +426,16 @@ def test_fault_close_fails_after_send_parks_event_without_second_copy(fault_stac
     assert fault_stack.copies_to(conversation.owner) == 1
     assert fault_stack.claim_state(event, conversation.service_address) == "in_progress"
     assert fault_stack.raw_in_s3(event)
+    # And the log says it went out (the operator closes the claim instead of redriving)
+    message_id = event["Records"][0]["ses"]["mail"]["messageId"]
+    sent = [line for line in map(json.loads, log_lines.getvalue().splitlines())
+            if line["message"] == "sent" and line["inbound_message_id"] == message_id]
+    assert [line["recipient"] for line in sent] == [conversation.service_address.lower()]
 
 
 def test_fault_crash_between_claim_and_send_parks_event_and_checked_redrive_sends_once(fault_stack: FaultStack,
-                                                                                       case: LedgerCase) -> None:
+                                                                                       case: LedgerCase,
+                                                                                       log_lines: io.StringIO) -> None:
     # Given the process dies after the claim, before SES is called
     conversation = fault_stack.conversation("crash")
     event = fault_stack.user_writes(conversation)
@@ -445,8 +452,10 @@ def test_fault_crash_between_claim_and_send_parks_event_and_checked_redrive_send
     assert fault_stack.claim_state(event, conversation.service_address) == "in_progress"
     assert fault_stack.raw_in_s3(event)
 
-    # When the operator finds no send for it (docs/operations.md), deletes the open claim and redrives
+    # When the operator finds no "sent" line for it (docs/operations.md), deletes the open claim and redrives
     message_id = event["Records"][0]["ses"]["mail"]["messageId"]
+    assert not [line for line in map(json.loads, log_lines.getvalue().splitlines())
+                if line["message"] == "sent" and line.get("inbound_message_id") == message_id]
     boto3.client("dynamodb").delete_item(TableName=get_settings().table_name, Key={
         "pk": {"S": f"DLV#{message_id}"}, "sk": {"S": f"RCPT#{conversation.service_address.lower()}"}})
     fault_stack.redrive(event)

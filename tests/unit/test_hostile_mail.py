@@ -19,11 +19,11 @@ from emailflow.relay import RelayContext, relay_inbound
 from emailflow.services import register_service, service_address
 from tests.support.fakes import DictMailStore, FakeClock, InMemoryDirectory, RecordingMailer, inbound_mail, make_context
 from tests.support.faults import LEDGER
-from tests.support.hostile import USER, HostileMail, Sent, check_relay, hostile_mails
+from tests.support.hostile import USER, HostileMail, Sent, check_relay, hostile_mails, sender_of
 from tests.support.mail import load_eml, new_message_id
 
 OWNER = "owner@holiday-flats.example"
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass
@@ -66,7 +66,8 @@ def test_relay_hostile_mail_to_a_service_keeps_every_invariant(data: st.DataObje
     outcomes = relay.deliver(mail.raw, [relay.address], mail.sender)
 
     # Then every invariant holds
-    check_relay(mail.raw, [relay.address], outcomes, relay.sent_since(0), relayed_to=OWNER, hidden=[mail.sender])
+    check_relay(mail.raw, [relay.address], outcomes, relay.sent_since(0), relayed_to=OWNER,
+                hidden=sender_of(mail.raw))
     LEDGER.hostile_unit += 1
 
 
@@ -83,16 +84,17 @@ def test_relay_hostile_mail_to_a_user_keeps_every_invariant(data: st.DataObject)
     outcomes = relay.deliver(mail.raw, [user_address], mail.sender)
 
     # Then every invariant holds: the service's real address appears nowhere in what reaches the user
-    check_relay(mail.raw, [user_address], outcomes, relay.sent_since(before), relayed_to=USER, hidden=[OWNER])
+    check_relay(mail.raw, [user_address], outcomes, relay.sent_since(before), relayed_to=USER,
+                hidden=[OWNER, *sender_of(mail.raw)])
     LEDGER.hostile_unit += 1
 
 
 def test_relay_hostile_generator_gets_mail_past_the_policy() -> None:
-    # Given 200 generated messages, each to a fresh relay (the address placeholder swapped for its service's)
+    # Given 150 generated messages, each to a fresh relay (the address placeholder swapped for its service's)
     template = Relay()
     forwarded = 0
 
-    @settings(max_examples=200, deadline=None, database=None)
+    @settings(max_examples=150, deadline=None, database=None)
     @given(mail=hostile_mails(template.address))
     def run(mail: HostileMail) -> None:
         nonlocal forwarded
@@ -105,7 +107,7 @@ def test_relay_hostile_generator_gets_mail_past_the_policy() -> None:
     run()
 
     # Then a good share is forwarded: the invariants on forwarded mail are checked on many cases, not a few
-    assert forwarded >= 40
+    assert forwarded >= 30
 
 
 def test_relay_hostile_codes_are_parsed_from_the_user_code_kind() -> None:
@@ -150,6 +152,30 @@ CASES: dict[str, tuple[bytes, str]] = {
     "encoded word that decodes to the sender's own address": (
         _message(b"From: Jane <" + USER.encode() + b">", TO_SERVICE,
                  b"Subject: =?utf-8?b?" + base64.b64encode(USER.encode()) + b"?="), "relayed"),
+    "encoded word with an 8-bit charset name": (_message(b"From: =?iso-88\xff59-1?q?Ren=E9e?= <" + USER.encode() + b">",
+                                                         TO_SERVICE, b"Subject: =?utf-\xc3\xa98?b?SGk=?="), "relayed"),
+    "encoded word with a NUL in its charset name": (_message(FROM_USER, TO_SERVICE, b"Subject: =?utf-\x008?q?x?="),
+                                                     "relayed"),
+    "NUL in the charset of a text part": (_message(FROM_USER, TO_SERVICE, b'Content-Type: text/plain; charset="u\x00"',
+                                                   body=b"Jane <" + USER.encode() + b"> wrote\r\n"), "relayed"),
+    "NUL in the Message-ID": (_message(FROM_USER, b"To: other@example.net", b"Message-ID: <a\x00b@host.example>"),
+                              "bcc"),
+    "an address in a field name": (_message(FROM_USER, TO_SERVICE, b"Content-" + USER.encode() + b"Type: text/plain"),
+                                   "relayed"),
+    "white space before the colon": (_message(FROM_USER, TO_SERVICE, b"Content-Type : text/plain",
+                                              b"Subject : hi"), "relayed"),
+    "a field name of 900 characters": (_message(FROM_USER, TO_SERVICE, b"Content-" + b"x" * 900 + b": y"),
+                                       "relayed"),
+    "control character in the Date": (_message(FROM_USER, TO_SERVICE, b"Date: W\x15d, 25 Nov 2026 15:00:00 +0000"),
+                                      "relayed"),
+    "Date with a huge zone offset": (_message(FROM_USER, TO_SERVICE, b"Date: Wed, 25 Nov 2026 13:30:00 +0100000000000"
+                                                                     b"00000000\x01"), "relayed"),
+    "encoded word as the local part": (_message(b"From: <=?utf-8?q?=22a=0D=0Ab?=@real-user.example>", b"To: x@y"),
+                                       "invalid_from"),
+    "unbalanced quote in the local part": (_message(b'From: <"jane@real-user.example>', TO_SERVICE), "invalid_from"),
+    "leading dot in the local part": (_message(b"From: <.jane@real-user.example>", TO_SERVICE), "invalid_from"),
+    "IDN domain that maps to a space": (_message(b"From: <jane@real-us\xc2\xb8r.example>", TO_SERVICE),
+                                        "invalid_from"),
     "quotes and angle brackets in the display name": (_message(b'From: "<ceo@bank.example>" \\"x\\" <'
                                                                + USER.encode() + b">", TO_SERVICE), "relayed"),
     "a relay address as display name": (_message(b'From: "' + SERVICE.encode() + b'" <' + USER.encode() + b">",
@@ -208,7 +234,7 @@ def _deliver_case(raw: bytes) -> tuple[Relay, list[RelayOutcome], bytes]:
     raw = raw.replace(SERVICE.encode(), relay.address.encode())
     sender = "jane@b\u00fccher.example" if "b\u00fccher".encode() in raw or b"xn--bcher" in raw else USER
     outcomes = relay.deliver(raw, [relay.address], sender)
-    check_relay(raw, [relay.address], outcomes, relay.sent_since(0), relayed_to=OWNER, hidden=[sender, USER])
+    check_relay(raw, [relay.address], outcomes, relay.sent_since(0), relayed_to=OWNER, hidden=sender_of(raw))
     LEDGER.hostile_unit += 1
     return relay, outcomes, raw
 
