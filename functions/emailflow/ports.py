@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
@@ -43,6 +44,25 @@ class ClaimResult(Enum):
     """This (inbound message, recipient) was claimed before: another attempt owns it or finished it."""
     PAIR_EXISTS = "pair_exists"
     """A concurrent first message created the pair first: read it again and claim without creating."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRequest:
+    """A client's promise that retries of one "create a service" request carry the same key."""
+
+    key_digest: str
+    """SHA-256 of the client's key: the store never holds the key itself."""
+    fingerprint: str
+    """SHA-256 of what was asked (addresses, name, context): the same key with other content is a conflict."""
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorRegistration:
+    """The service an earlier request with the same key created."""
+
+    service_code: str
+    fingerprint: str
 
 
 class MailStore(Protocol):
