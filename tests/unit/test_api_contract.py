@@ -11,8 +11,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from emailflow import api
+from emailflow.local.template import load_template
 from emailflow.services import MAX_CONTEXT_ENTRIES, MAX_CONTEXT_TEXT
-from tests.support.api import ACCOUNT, ApiCaller, Contract, api_event, contract
+from tests.support.api import ACCOUNT, ROOT, ApiCaller, Contract, api_event, contract
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,17 @@ def test_openapi_example_event_is_signed_in_the_test_account() -> None:
     # Given the recorded example event, Then it carries the IAM authorizer context the handler requires
     iam = api_event("POST /services")["requestContext"]["authorizer"]["iam"]
     assert (iam["accountId"], bool(iam["userArn"])) == (ACCOUNT, True)
+
+
+def test_api_doc_names_every_error_code_route_and_the_throttle() -> None:
+    # Given docs/api.md, the handler and the template's stage settings
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    throttle = load_template()["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]
+
+    # Then the guide lists every error code and every route, and states the throttle the template sets
+    for code in api.ERROR_CODES:
+        assert f"`{code}`" in text, code
+    for route in api.ROUTES:
+        method, _, path = route.partition(" ")
+        assert f"`{method} {path}" in text, route
+    assert f"{throttle['ThrottlingRateLimit']} requests a second, bursts of {throttle['ThrottlingBurstLimit']}" in text
