@@ -232,17 +232,17 @@ def parse_request(event: Mapping[str, Any], own_account: str | None) -> Request:
     """The ``Request`` in an HTTP API event, once it is known that API Gateway authenticated it."""
     caller = _authenticated_account(event, own_account)
     route = event.get("routeKey")
-    if route not in ROUTES:
+    if not isinstance(route, str) or route not in ROUTES:
         raise ApiError("route_not_found", "no such route")
     parameters = event.get("pathParameters") or {}
     query = event.get("queryStringParameters") or {}
     headers = event.get("headers") or {}
     if not all(isinstance(part, Mapping) for part in (parameters, query, headers)):
         raise ApiError("invalid_request", "malformed request")
-    return Request(route=str(route), caller_account=caller, service=str(parameters.get("service", "")),
+    return Request(route=route, caller_account=caller, service=str(parameters.get("service", "")),
                    query={str(name): str(value) for name, value in query.items()},
                    headers={str(name).lower(): str(value) for name, value in headers.items()},
-                   body=b"" if str(route).startswith("GET ") else _body(event))  # a GET's body means nothing
+                   body=b"" if route.startswith("GET ") else _body(event))  # a GET's body means nothing
 
 
 def _authenticated_account(event: Mapping[str, Any], own_account: str | None) -> str:
@@ -319,6 +319,10 @@ def _json_object(request: Request, *, required: tuple[str, ...], optional: tuple
         raise ApiError("invalid_json", "the request body names a field twice") from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError("invalid_json", "the request body is not valid JSON") from exc
+    try:  # JSON can escape a lone surrogate ("\ud800"): no text, and nothing DynamoDB or a reply could carry
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError("invalid_json", "the request body has a string that is not Unicode text") from exc
     if not isinstance(value, dict):
         raise ApiError("invalid_request", "the request body must be a JSON object")
     unknown = sorted(set(value) - set(required) - set(optional))

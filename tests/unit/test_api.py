@@ -135,6 +135,7 @@ INVALID_BODIES: list[tuple[Any, str, str | None]] = [
     (b"\xff\xfe{}", "invalid_json", None),
     ('{"addresses": ["a@b.example"], "name": "x", "name": "y"}', "invalid_json", None),
     ('{"addresses": ["a@b.example"], "name": NaN}', "invalid_json", None),
+    ('{"addresses": ["a@b.example"], "name": "\\ud800"}', "invalid_json", None),
     ("[" * 20_000 + "]" * 20_000, "invalid_json", None),
     ([service_body()], "invalid_request", None),
     ("null", "invalid_request", None),
@@ -162,7 +163,8 @@ INVALID_BODIES: list[tuple[Any, str, str | None]] = [
 
 
 @pytest.mark.parametrize(("body", "code", "field"), INVALID_BODIES,
-                         ids=["malformed", "empty", "not-utf8", "duplicate-field", "nan", "deeply-nested",
+                         ids=["malformed", "empty", "not-utf8", "duplicate-field", "nan", "lone-surrogate",
+                              "deeply-nested",
                               "array", "null", "no-addresses", "no-name", "unknown-field", "addresses-string",
                               "addresses-empty", "too-many-addresses", "address-number", "name-number",
                               "name-null", "context-array", "context-number", "invalid-address",
@@ -409,6 +411,15 @@ def test_api_refuses_a_caller_of_another_account(api: ApiCaller, builds: Builds)
                          ids=["empty", "route-only", "context-list"])
 def test_api_refuses_malformed_events_with_403(builds: Builds, event: dict[str, Any]) -> None:
     assert handle(event, ACCOUNT, builds).status == 403
+
+
+@pytest.mark.parametrize(("part", "value"), [("routeKey", ["POST /services"]), ("headers", ["x"]),
+                                              ("queryStringParameters", "days=1"), ("body", {"addresses": []})])
+def test_api_answers_a_damaged_signed_event_with_4xx(api: ApiCaller, part: str, value: Any) -> None:
+    # Given a signed event with a part of the wrong type (only a direct invoke could send one), Then a 4xx, no 500
+    event = api_event("POST /services", body=service_body(), headers={"Idempotency-Key": "k"})
+    event[part] = value
+    assert 400 <= api.send(event).status < 500
 
 
 def test_api_unknown_route_is_404(api: ApiCaller, builds: Builds) -> None:
