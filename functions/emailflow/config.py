@@ -57,6 +57,10 @@ class Settings:
     transient_bounce_limit: int = 3
     """Transient bounces in a row after which an address is treated as gone for good."""
     oversize_link_hours: int = 24
+    approval_url: str = ""
+    """The HTTP API's ``/senders/allow`` URL: services allow new senders there. Empty: strangers are only told."""
+    approval_hours: int = 72
+    """Lifetime of a new-sender approval link."""
     """Lifetime of the download link sent instead of a message too large to send; 0 turns the link off."""
     region: str = "us-east-1"
     """The function's own region (``AWS_REGION``, set by the Lambda runtime, not by the template)."""
@@ -90,6 +94,8 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
     "EMAILFLOW_EVENT_BUS": "event_bus",
     "EMAILFLOW_OFF_PLATFORM_SIGNAL": "off_platform_signal",
+    "EMAILFLOW_APPROVAL_URL": "approval_url",
+    "EMAILFLOW_APPROVAL_HOURS": "approval_hours",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -120,6 +126,9 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", noreply) or noreply.startswith((service_prefix + "-",
                                                                                        user_prefix + "-")):
         raise ConfigurationError("EMAILFLOW_NOREPLY_LOCAL_PART must be a plain local part, not a relay address")
+    approval_url = environ.get("EMAILFLOW_APPROVAL_URL", "").strip()
+    if approval_url and not approval_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigurationError("EMAILFLOW_APPROVAL_URL must be an https:// URL (or a loopback one, locally)")
     return Settings(
         domain=domain,
         brand=environ.get("EMAILFLOW_BRAND", "").strip() or domain,
@@ -141,6 +150,8 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),
         event_bus=environ.get("EMAILFLOW_EVENT_BUS", "").strip(),
         off_platform_signal=_flag(environ, "EMAILFLOW_OFF_PLATFORM_SIGNAL"),
+        approval_url=approval_url,
+        approval_hours=_positive_int(environ, "EMAILFLOW_APPROVAL_HOURS", 72),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 
@@ -183,7 +194,8 @@ def get_settings() -> Settings:
 # -- Settings from a stack's outputs (the operator CLI) ----------------------------------------------------------
 
 #: CloudFormation output key -> the environment variable it stands for. ``template.yaml`` declares every one of these
-#: outputs (a test checks), so the CLI reads a real deployment and a local-mode stack the same way.
+#: outputs (a test checks), so the CLI reads a real deployment and a local-mode stack the same way. The policy
+#: settings are outputs too: `emailflow redrive` and `replay` run the relay with the function's own settings.
 STACK_OUTPUTS: Mapping[str, str] = {
     "DomainName": "EMAILFLOW_DOMAIN",
     "BrandName": "EMAILFLOW_BRAND",
@@ -192,6 +204,18 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "InboundPrefix": "EMAILFLOW_INBOUND_PREFIX",
     "ConfigurationSetName": "EMAILFLOW_CONFIGURATION_SET",
     "CodeSecretArn": "EMAILFLOW_CODE_SECRET_ARN",
+    "ServicePrefix": "EMAILFLOW_SERVICE_PREFIX",
+    "UserPrefix": "EMAILFLOW_USER_PREFIX",
+    "SentRecordDays": "EMAILFLOW_SENT_RECORD_DAYS",
+    "DeliveryRecordDays": "EMAILFLOW_DELIVERY_RECORD_DAYS",
+    "SpamPolicy": "EMAILFLOW_SPAM_POLICY",
+    "NoticesPerSenderPerHour": "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR",
+    "PairMessagesPerMinute": "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE",
+    "SenderMessagesPerHour": "EMAILFLOW_SENDER_MESSAGES_PER_HOUR",
+    "NoReplyLocalPart": "EMAILFLOW_NOREPLY_LOCAL_PART",
+    "OversizeLinkHours": "EMAILFLOW_OVERSIZE_LINK_HOURS",
+    "TransientBounceLimit": "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT",
+    "OffPlatformSignal": "EMAILFLOW_OFF_PLATFORM_SIGNAL",
 }
 STACK_VARIABLE = "EMAILFLOW_STACK"
 """Names the stack the CLI reads its settings from (``--stack`` overrides it)."""
