@@ -6,6 +6,7 @@ import click
 
 from emailflow import __version__
 from emailflow.cli.context import CliContext
+from emailflow.cli.doctor import doctor
 from emailflow.cli.local import local
 from emailflow.cli.service import service
 from emailflow.cli.stats import stats
@@ -29,6 +30,7 @@ def cli(ctx: click.Context, stack_name: str) -> None:
     ctx.obj = CliContext(stack_name=stack_name)
 
 
+cli.add_command(doctor)
 cli.add_command(local)
 cli.add_command(service)
 cli.add_command(stats)
