@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from emailflow.cli.context import CliContext, reported_errors
-from emailflow.config import use_local_emulator_defaults
+from emailflow.config import local_endpoint, use_local_emulator_defaults
 from emailflow.doctor import Check, Deployment, Status, deployment_from_outputs, diagnose, failed
 
 _LABELS = {Status.OK: ("ok", "green"), Status.WARN: ("WARN", "yellow"), Status.FAIL: ("FAIL", "red")}
@@ -63,6 +63,9 @@ def doctor(ctx: click.Context, as_json: bool, nameservers: Sequence[tuple[str, i
     probe = AwsDeploymentProbe()
     with reported_errors():
         outputs = stack_outputs(obj.stack_name)
+        if local_endpoint() and "ReceiptRuleName" not in outputs:
+            raise click.ClickException("emailflow doctor checks a deployed stack: local mode has no receipt rule, "
+                                       "domain verification or DNS records to check (see docs/local.md)")
         deployment = deployment_from_outputs(obj.stack_name, probe.region, outputs)
     checks = diagnose(deployment, probe, DnsPythonResolver(nameservers))
     if as_json:
