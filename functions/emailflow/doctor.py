@@ -333,8 +333,10 @@ def expected_rule(d: Deployment, function_arn: str) -> dict[str, object]:
 
 
 def _relay_arn_hint(d: Deployment) -> str:
-    return (f"<relay function ARN: aws cloudformation describe-stack-resource --stack-name {d.stack_name} "
-            "--logical-resource-id RelayFunction --query StackResourceDetail.PhysicalResourceId>")
+    # The function's physical id in the stack is its name; the rule needs its ARN.
+    return (f"<relay function ARN: aws lambda get-function-configuration --region {d.region} --query FunctionArn "
+            f"--output text --function-name $(aws cloudformation describe-stack-resource --stack-name {d.stack_name} "
+            "--logical-resource-id RelayFunction --query StackResourceDetail.PhysicalResourceId --output text)>")
 
 
 def _update_rule_command(d: Deployment, function_arn: str) -> str:
