@@ -126,6 +126,42 @@ def _bounce(demo: Transcript, ops: Any, mailbox: Path) -> None:
     demo.check("no leak", b"simulator.amazonses.com" not in notices[-1], "the dead address is not revealed")
 
 
+def _new_sender(demo: Transcript, relay: Any, mailbox: Path, user_code_address: str, public: str) -> None:
+    """A colleague answers from an address the service never registered: held, the owner allows it by the mailed
+    link (the local approval page), and the reply reaches the user."""
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from emailflow.local.delivery import read_maildir
+
+    colleague = ("Pablo García", "bookings@holiday-flats.example")
+    owner_before, user_before = len(read_maildir(mailbox, OWNER[1])), len(read_maildir(mailbox, USER[1]))
+    raw, _ = _compose(colleague, user_code_address, "Re: Is the flat free in July?",
+                      "Hello Jane, by bank transfer please. Pablo (María's colleague)\n")
+    print()
+    demo.send(7, colleague, user_code_address, raw)
+    demo.check("held", len(read_maildir(mailbox, USER[1])) == user_before, "Jane receives nothing yet")
+    approvals = read_maildir(mailbox, OWNER[1])[owner_before:]
+    text = email.message_from_bytes(approvals[-1], policy=email.policy.default).get_body(("plain",)) \
+        if approvals else None
+    links = re.findall(r"http://\S+/senders/allow\?token=\S+", str(text.get_content())) if text else []
+    if not links:
+        demo.failures.append("no approval mail")
+        print("      approval mail: NONE (bug!)")
+        return
+    print(f"[8] {OWNER[1]} gets an approval mail and opens its link: {links[0][:60]}...")
+    with urllib.request.urlopen(links[0], timeout=30) as page:  # noqa: S310 - local mode's loopback page
+        token = re.search(r'name="token" value="([^"]+)"', page.read().decode())
+    form = urllib.parse.urlencode({"token": token.group(1) if token else ""}).encode()
+    with urllib.request.urlopen(urllib.request.Request(relay.approval_url, data=form), timeout=30) as done:  # noqa: S310
+        _line("page", f"{done.status}, {colleague[1]} allowed")
+    relay.settle()
+    got = demo.receive("[9]", USER[1], raw, colleague[1])
+    if got is not None:
+        demo.check("from", got["From"].addresses[0].addr_spec == public, "the service's relay address")
+
+
 def main() -> int:
     from emailflow.config import set_process_environment
 
@@ -190,10 +226,11 @@ def _run(mailbox: Path, started: float) -> int:
         demo.check("threads", got["In-Reply-To"] == reply_id, "In-Reply-To is María's own reply")
 
         _bounce(demo, ops, mailbox)
+        _new_sender(demo, relay, mailbox, user_code_address, public)
 
         [pair] = ops.directory.list_pairs(service.code)
         print(f"\nConversation {USER[1][:1]}*** x {OWNER[0]}: {pair.user_messages} user messages, "
-              f"{pair.service_messages} service message(s), replied: {'yes' if pair.first_reply_at else 'no'}, "
+              f"{pair.service_messages} service messages, replied: {'yes' if pair.first_reply_at else 'no'}, "
               f"awaiting reply: {'yes' if pair.awaiting_reply_since else 'no'}")
         figures = service_stats(service.code, ops.directory.list_pairs(service.code), int(time.time()))
         print(f"emailflow stats {public.split('@')[0]}: conversations {figures.conversations}, reply rate "
