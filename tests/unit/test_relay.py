@@ -115,7 +115,8 @@ def test_relay_inbound_first_message_forwards_from_new_user_code_to_first_servic
     [pair] = relay.directory.list_pairs(service.code)
     [sent] = relay.mailer.sent
     assert outcome == RelayOutcome(relay.address(service), Action.FORWARDED, Reason.RELAYED, Direction.TO_SERVICE,
-                                   sent.ses_message_id, new_conversation=True)
+                                   sent.ses_message_id, new_conversation=True, service_code=service.code,
+                                   conversation=pair.user_code)
     assert (pair.user_address, pair.started_at) == (USER, START)
     assert sent.to_address == OWNER
     assert sent.from_address == f"user-{pair.user_code}@relay.example"
