@@ -25,7 +25,6 @@ from emailflow.events import InboundMail
 from emailflow.loops import loop_marker
 from emailflow.message import InboundHeaders, SplitMessage, split_message
 from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, SentMessage, Service, Snapshot, ThreadRefs
-from emailflow.notices import NOTICE_TEXTS, NoticeAddressing, build_notice
 from emailflow.observability import logger
 from emailflow.outcomes import Action, Reason, RelayOutcome
 from emailflow.policy import (
@@ -400,7 +399,12 @@ def _link_mail(plan: RewritePlan, text: str, now: int) -> bytes:
 
 def _conclude(inbound: _Inbound, delivery: DeliveryKey, decision: Decision, direction: Direction,
               context: RelayContext) -> RelayOutcome:
-    """Carry out a decision not to relay: drop, or reject and tell the sender when the policy allows it."""
+    """Carry out a decision not to relay: drop, or reject and tell the sender when the policy allows it.
+
+    Error mails are the exception, not the path of a relayed message: ``notices`` is imported here and in
+    ``_notify``, not by every cold start (benchmarks/bench_coldstart.py)."""
+    from emailflow.notices import NOTICE_TEXTS  # noqa: PLC0415 - deferred, see the docstring
+
     if decision.disposition is Disposition.NOTIFY and decision.reason in NOTICE_TEXTS:
         notified = _notify(inbound, delivery, decision.reason, context)
         if notified is None:
@@ -415,6 +419,8 @@ def _notify(inbound: _Inbound, delivery: DeliveryKey, reason: Reason, context: R
 
     Returns whether a notice went out; None when this delivery was handled before (a retry: never twice).
     """
+    from emailflow.notices import NoticeAddressing, build_notice  # noqa: PLC0415 - deferred, see _conclude
+
     facts = inbound.facts
     if not may_notify(facts) or facts.sender is None:
         return False

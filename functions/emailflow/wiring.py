@@ -1,24 +1,32 @@
 """Wires the adapters to the use cases, once per container (cold start), from ``Settings``.
 
 Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto.
+
+The relay and the bounces function share this module, so what only one of them needs is imported where it is
+wired: the bounces use case (and the notices and SES feedback parsing it brings) in ``bounces_context``, the
+EventBridge publisher in ``marketplace_publisher``, which most deployments never configure. Every module
+imported at the top of a handler is paid for on every cold start (benchmarks/bench_coldstart.py).
 """
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from emailflow.adapters.clients import reset_clients
 from emailflow.adapters.dynamodb import DynamoDirectory
-from emailflow.adapters.eventbridge import EventBridgePublisher
 from emailflow.adapters.s3 import S3MailStore
 from emailflow.adapters.secrets import load_keyring
 from emailflow.adapters.sesv2 import SesMailer
 from emailflow.addresses import RelayAddressing
-from emailflow.bounces import BouncesContext
 from emailflow.codes import CodeBook, Keyring
 from emailflow.config import Settings, get_settings
 from emailflow.policy import SpamPolicy
 from emailflow.relay import RelayContext
+
+if TYPE_CHECKING:
+    from emailflow.adapters.eventbridge import EventBridgePublisher
+    from emailflow.bounces import BouncesContext
 
 _DAY = 86_400
 
@@ -62,6 +70,8 @@ def relay_context() -> RelayContext:
 
 @cache
 def bounces_context() -> BouncesContext:
+    from emailflow.bounces import BouncesContext  # noqa: PLC0415 - the bounces function's only (module docstring)
+
     settings = get_settings()
     ring = keyring()
     return BouncesContext(
@@ -79,7 +89,11 @@ def bounces_context() -> BouncesContext:
 def marketplace_publisher() -> EventBridgePublisher | None:
     """The events publisher, or None when no bus is configured (the default)."""
     bus = get_settings().event_bus
-    return EventBridgePublisher(bus) if bus else None
+    if not bus:
+        return None
+    from emailflow.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415 - only with a bus (docstring)
+
+    return EventBridgePublisher(bus)
 
 
 def reset() -> None:
