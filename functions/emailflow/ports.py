@@ -53,10 +53,25 @@ class MailStore(Protocol):
         ...
 
 
+MailBytes = bytes | tuple[bytes | memoryview, ...]
+"""A raw message: whole, or in pieces that are its bytes back to back. The relay sends its rewritten header block
+and a view of the untouched body (``rewrite.rewrite_message``), so that the body of a large message is copied once,
+into the request that carries it, instead of once more into a joined message first (benchmarks/bench_memory.py)."""
+
+
+def mail_bytes(raw: MailBytes) -> bytes:
+    """The message as one bytes object (a copy when it came in pieces)."""
+    return raw if isinstance(raw, bytes) else b"".join(raw)
+
+
+def mail_size(raw: MailBytes) -> int:
+    return len(raw) if isinstance(raw, bytes) else sum(len(piece) for piece in raw)
+
+
 class Mailer(Protocol):
     """Sends raw mail; returns the mail service's message id."""
 
-    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str: ...
+    def send_raw(self, raw: MailBytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str: ...
 
 
 class Directory(Protocol):

@@ -40,8 +40,19 @@ from emailflow.policy import (
     screen,
     tagged_subject,
 )
-from emailflow.ports import ClaimResult, Directory, Mailer, MailStore, RelayFault, SendFailed, SendRejected
-from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers
+from emailflow.ports import (
+    ClaimResult,
+    Directory,
+    MailBytes,
+    Mailer,
+    MailStore,
+    RelayFault,
+    SendFailed,
+    SendRejected,
+    mail_bytes,
+    mail_size,
+)
+from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers, rewrite_message
 
 MAX_THREAD_LOOKUPS = 10
 """In-Reply-To plus the newest References: enough to thread, bounded so a crafted header costs little."""
@@ -300,22 +311,23 @@ def _thread_ids(refs: ThreadRefs, snapshot: Snapshot, pair: Pair, ses_domain: st
     return mapping
 
 
-def _outbound_bytes(inbound: _Inbound, plan: RewritePlan) -> bytes:
-    """The message to send: the rewritten header block, and the body with the sender's quoted real address masked
-    in text parts (every other byte of the body untouched)."""
+def _outbound(inbound: _Inbound, plan: RewritePlan) -> MailBytes:
+    """The message to send, in pieces (``rewrite_message``): the rewritten header block, and the body with the
+    sender's quoted real address masked in text parts (every other byte of the body untouched)."""
     raw = inbound.raw
     masked = mask_addresses(raw, inbound.split, plan.hidden_addresses, plan.from_address)
     if masked is not None:
         raw = masked
-        return rewrite_headers(raw, plan, split_message(raw))
-    return rewrite_headers(raw, plan, inbound.split)
+        return rewrite_message(raw, plan, split_message(raw))
+    return rewrite_message(raw, plan, inbound.split)
 
 
 def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pair, service: Service,
           direction: Direction, now: int, context: RelayContext) -> RelayOutcome:
-    rewritten = _outbound_bytes(inbound, plan)
-    if len(rewritten) > context.max_outbound_bytes:
-        return _send_oversize(inbound, delivery, plan, rewritten, pair, service, direction, now, context)
+    rewritten = _outbound(inbound, plan)
+    if mail_size(rewritten) > context.max_outbound_bytes:
+        return _send_oversize(inbound, delivery, plan, mail_bytes(rewritten), pair, service, direction, now,
+                              context)
     tags = {"direction": direction.value, "service": service.code, "pair": pair.user_code}
     ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags)
     if ses_message_id is None:
@@ -325,7 +337,7 @@ def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pai
                         service_code=service.code, conversation=pair.user_code)
 
 
-def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from_address: str, to_address: str,
+def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: MailBytes, from_address: str, to_address: str,
                   tags: dict[str, str]) -> str | None:
     """Send under a claim already held. None: SES refused for good (the claim is closed as rejected)."""
     try:

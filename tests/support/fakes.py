@@ -32,7 +32,7 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, RelayFault
+from emailflow.ports import ClaimResult, MailBytes, RelayFault, mail_bytes
 from emailflow.relay import RelayContext
 
 DOMAIN = "relay.example"
@@ -372,13 +372,13 @@ class RecordingMailer:
         """Raise these on the next sends, one per send, in order (``SendFailed``, ``SendRejected``, anything)."""
         self._failures.extend(errors)
 
-    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
+    def send_raw(self, raw: MailBytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
         self.attempts += 1
         if self._failures:
             raise self._failures.pop(0)
         number = len(self.sent) + 1
         ses_message_id = f"0100019a{number:08x}-{uuid.UUID(int=number)}-000000"
-        self.sent.append(SentMail(ses_message_id, bytes(raw), from_address, to_address, dict(tags)))
+        self.sent.append(SentMail(ses_message_id, bytes(mail_bytes(raw)), from_address, to_address, dict(tags)))
         return ses_message_id
 
 

@@ -4,6 +4,10 @@ moto (5.2) decodes SESv2 ``Content.Raw`` as UTF-8 and so fails on 8-bit mail in 
 with ``Content-Transfer-Encoding: 8bit`` is common, and real SES accepts it). This replaces moto's SESv2
 ``send_email`` response handler with one that decodes with ``surrogateescape``: every byte survives, and
 ``sent_bytes`` recovers the exact bytes the relay sent. Nothing about the message is changed or re-encoded.
+
+In-process moto also assumes a request body is ``bytes``: it hands anything else to werkzeug as form data. The
+SESv2 adapter sends a ``bytearray`` (built in place, see ``emailflow.adapters.sesv2``), which botocore, urllib3 and
+AWS take as it is; the seam gives moto the same bytes as ``bytes``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.ses.models import ses_backends
 from moto.sesv2.responses import SESV2Response
 
@@ -42,6 +47,14 @@ def install_byte_exact_sesv2() -> None:
         return json.dumps({"MessageId": message.id})
 
     SESV2Response.send_email = send_email  # type: ignore[method-assign]
+    process_request = BotocoreStubber.process_request
+
+    def bytes_body(self: BotocoreStubber, request: Any) -> Any:
+        if isinstance(request.body, bytearray | memoryview):
+            request.body = bytes(request.body)
+        return process_request(self, request)
+
+    BotocoreStubber.process_request = bytes_body  # type: ignore[method-assign]
     _installed = True
 
 
