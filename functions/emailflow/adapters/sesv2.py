@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 _REJECTED = frozenset({"MessageRejected", "BadRequestException", "MailFromDomainNotVerifiedException"})
 """Errors about this very message: sending it again cannot succeed."""
-_CHUNK = 3 * 1024 * 1024
-"""Bytes base64-encoded per step: a multiple of 3, so that the encoded chunks simply follow each other."""
+_CHUNK = 48 * 1024
+"""Bytes base64-encoded per step: a multiple of 3, so that the encoded chunks simply follow each other. Small
+enough that each step's output stays in the CPU cache and reuses the same heap block: 40 MB encoded in ~110 ms
+here with 48 KiB steps, ~185 ms with 3 MiB ones (a new, page-faulted 4 MiB block per step)."""
 _HANDLER_ID = "emailflow-sesv2-raw-body"
 _BODY_KEY = "emailflow_raw_body"
 """Where the built body is kept in botocore's per-request context (a retry signs the same body again)."""
