@@ -32,8 +32,14 @@ test: lint typecheck
 demo: $(STAMP)
 	$(BIN)/python -m emailflow.local.demo
 
+# Every benchmark merges its figures into benchmarks/results.json (benchmarks/README.md). A few minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rewrite.py
+	$(BIN)/python benchmarks/bench_coldstart.py
+	$(BIN)/python benchmarks/bench_calls.py
+	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_profile.py
+	$(BIN)/python benchmarks/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build
