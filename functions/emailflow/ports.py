@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
@@ -37,6 +38,18 @@ class ClaimResult(Enum):
     """This (inbound message, recipient) was claimed before: another attempt owns it or finished it."""
     PAIR_EXISTS = "pair_exists"
     """A concurrent first message created the pair first: read it again and claim without creating."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserCodeClaim:
+    """What the first call for mail to a user code did: claim the delivery on the code's alias item and read the
+    alias, in one write (docs/store.md, "Calls per message")."""
+
+    result: ClaimResult | None
+    """CLAIMED; DUPLICATE when an earlier attempt holds the claim and never closed it; None for an unknown code
+    (nothing was claimed)."""
+    service_code: str = ""
+    user_address: str = ""
 
 
 class MailStore(Protocol):
@@ -90,20 +103,30 @@ class Directory(Protocol):
         """Service, pair (if any), delivery state and referenced sent records for mail to a service code."""
         ...
 
-    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
-        """Pair, its service, delivery state and referenced sent records for mail to a user code."""
+    def claim_for_user_code(self, user_code: str, delivery: DeliveryKey, expires_at: int) -> UserCodeClaim:
+        """Mail to a user code: mark the delivery in progress on the code's alias item and read the alias (the
+        service code and user address the rest of the reads need), in one call."""
+        ...
+
+    def load_for_service_mail(self, user_code: str, service_code: str, user_address: str, delivery: DeliveryKey,
+                              refs: ThreadRefs) -> Snapshot:
+        """Pair, its service, delivery state, pair rate, the user address's health and referenced sent records for
+        mail to a user code whose alias ``claim_for_user_code`` read."""
         ...
 
     def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
         """Atomically mark the delivery in progress and, for a first message, create the pair (both or neither)."""
         ...
 
-    def release_delivery(self, delivery: DeliveryKey) -> None:
-        """Undo a claim whose send did not happen, so that a retry may claim it again."""
+    def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
+        """Undo a claim whose send did not happen, so that a retry may claim it again. ``alias``: the user code
+        whose alias item holds the claim (``claim_for_user_code``); None for a claim by ``claim_delivery``."""
         ...
 
-    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
-        """Close a claimed delivery that the mail service refused for good."""
+    def reject_delivery(self, delivery: DeliveryKey, reason: str, alias: str | None = None,
+                        expires_at: int | None = None) -> None:
+        """Close a claimed delivery as not sent (refused for good, or a notice owed instead). ``alias`` as in
+        ``release_delivery``; ``expires_at`` for a delivery record that does not exist yet (an alias claim)."""
         ...
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
@@ -111,9 +134,10 @@ class Directory(Protocol):
         ...
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
-                    sent_expires_at: int) -> None:
-        """After a send: close the delivery, store the sent record (by SES id, and by original id for
-        ``recipient_key``) and update the pair's figures, atomically."""
+                    sent_expires_at: int, delivery_expires_at: int | None = None) -> None:
+        """After a send: close the delivery (and, for mail to the user, the claim on the pair's alias item), store
+        the sent record (by SES id, and by original id for ``recipient_key``) and update the pair's figures,
+        atomically. ``delivery_expires_at``: the delivery record's expiry when the claim did not create it."""
         ...
 
 

@@ -21,8 +21,10 @@ EXPECTED_CALLS: dict[str, list[str]] = {
         "DynamoDB.TransactWriteItems"],
     "duplicate: the same receipt event again": ["S3.GetObject", "DynamoDB.BatchGetItem"],
     "phase 2: service replies to a user code": [
-        "S3.GetObject", "DynamoDB.BatchGetItem", "DynamoDB.BatchGetItem", "DynamoDB.PutItem", "SESv2.SendEmail",
+        "S3.GetObject", "DynamoDB.UpdateItem", "DynamoDB.BatchGetItem", "SESv2.SendEmail",
         "DynamoDB.TransactWriteItems"],
+    "duplicate reply: the same receipt event again": [
+        "S3.GetObject", "DynamoDB.UpdateItem", "DynamoDB.BatchGetItem", "DynamoDB.UpdateItem"],
     "phase 4: user writes again (known pair)": [
         "S3.GetObject", "DynamoDB.BatchGetItem", "DynamoDB.PutItem", "SESv2.SendEmail", "DynamoDB.TransactWriteItems"],
     "delivery: SES delivered the first copy": ["DynamoDB.BatchGetItem", "DynamoDB.TransactWriteItems"],
@@ -59,6 +61,7 @@ def test_call_budget_scenarios_reach_the_outcomes_they_are_meant_to_measure(scen
         "phase 0: first message of a new pair": "relayed",
         "duplicate: the same receipt event again": "duplicate",
         "phase 2: service replies to a user code": "relayed",
+        "duplicate reply: the same receipt event again": "duplicate",
         "phase 4: user writes again (known pair)": "relayed",
         "delivery: SES delivered the first copy": "delivery",
         "complaint: the user marks the reply as spam": "complaint",

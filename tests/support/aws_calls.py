@@ -28,7 +28,7 @@ OWNER = "owner@holiday-flats.example"
 CALL_BUDGETS: dict[str, int] = {
     "phase 0: first message of a new pair": 5,
     "phase 4: user writes again (known pair)": 5,
-    "phase 2: service replies to a user code": 6,
+    "phase 2: service replies to a user code": 5,
     "bounce: permanent, notice to the sender": 3,
 }
 """What each step may cost in AWS calls (S3 read, SES send, every DynamoDB read and write): the regression budget.
@@ -66,8 +66,8 @@ def record_aws_calls() -> Iterator[list[str]]:
 
 
 def run_scenarios(relay: RelayHarness, bounces_handler: Handler) -> list[Scenario]:
-    """A conversation through the real handlers, each step counted on its own: phases 0, 4 and 2, a duplicate
-    delivery, and the bounce, delivery and complaint feedback the bounces handler gets."""
+    """A conversation through the real handlers, each step counted on its own: phases 0, 2 and 4, a duplicate
+    delivery of each direction, and the delivery, complaint and bounce feedback the bounces handler gets."""
     _, address = relay.register([OWNER], "María García")
     scenarios: list[Scenario] = []
 
@@ -84,8 +84,11 @@ def run_scenarios(relay: RelayHarness, bounces_handler: Handler) -> list[Scenari
                                                                           store=False))
     reply = load_eml("service_reply.eml", {"user-placeholder@relay.example": user_code_address,
                                            "<ses-in-reply-to-placeholder>": to_service.ses_header_message_id()})
-    step("phase 2: service replies to a user code", lambda: relay.deliver(reply, [user_code_address], OWNER))
+    step("phase 2: service replies to a user code", lambda: relay.deliver(reply, [user_code_address], OWNER,
+                                                                          message_id="m2"))
     to_user = relay.sent()[-1]
+    step("duplicate reply: the same receipt event again", lambda: relay.deliver(
+        reply, [user_code_address], OWNER, message_id="m2", store=False))
     follow_up = load_eml("user_follow_up.eml", {"service-placeholder@relay.example": address,
                                                 "<ses-in-reply-to-placeholder>": to_user.ses_header_message_id()})
     step("phase 4: user writes again (known pair)", lambda: relay.deliver(follow_up, [address], USER))
