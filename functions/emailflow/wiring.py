@@ -3,9 +3,10 @@
 Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto.
 
 The relay and the bounces function share this module, so what only one of them needs is imported where it is
-wired: the bounces use case (and the notices and SES feedback parsing it brings) in ``bounces_context``, the
-EventBridge publisher in ``marketplace_publisher``, which most deployments never configure. Every module
-imported at the top of a handler is paid for on every cold start (benchmarks/bench_coldstart.py).
+wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (notices, SES
+feedback parsing) in ``bounces_context``, the EventBridge publisher in ``marketplace_publisher``, which most
+deployments never configure. Every module imported at the top of a handler is paid for on every cold start
+(benchmarks/bench_coldstart.py).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from emailflow.adapters.sesv2 import SesMailer
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, Keyring
 from emailflow.config import Settings, get_settings
-from emailflow.policy import SpamPolicy
-from emailflow.relay import RelayContext
 
 if TYPE_CHECKING:
     from emailflow.adapters.eventbridge import EventBridgePublisher
     from emailflow.bounces import BouncesContext
+    from emailflow.relay import RelayContext
 
 _DAY = 86_400
 
@@ -47,6 +47,9 @@ def directory() -> DynamoDirectory:
 
 @cache
 def relay_context() -> RelayContext:
+    from emailflow.policy import SpamPolicy  # noqa: PLC0415 - the relay function's only (module docstring)
+    from emailflow.relay import RelayContext  # noqa: PLC0415 - the relay function's only (module docstring)
+
     settings = get_settings()
     ring = keyring()
     return RelayContext(
