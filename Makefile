@@ -32,7 +32,8 @@ test: lint typecheck
 demo: $(STAMP)
 	$(BIN)/python -m emailflow.local.demo
 
-# Every benchmark merges its figures into benchmarks/results.json (benchmarks/README.md). A few minutes on 2 cores.
+# Every benchmark merges its figures into benchmarks/results.json (benchmarks/README.md); the cost model reads them.
+# A few minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rewrite.py
 	$(BIN)/python benchmarks/bench_coldstart.py
@@ -40,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_profile.py
 	$(BIN)/python benchmarks/bench_throughput.py
+	$(BIN)/python benchmarks/cost_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build

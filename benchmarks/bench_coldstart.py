@@ -1,13 +1,14 @@
 """Cold start: what importing each handler module costs, against ``import boto3`` alone, and what the first
 invocation costs on top of a warm one.
 
-1. **Import**: every statement runs in a fresh interpreter (``python -c``) that times only the import itself with
-   ``perf_counter`` (interpreter start-up is the same for all and left out), with the functions' environment from
-   template.yaml. Statements are interleaved (boto3, relay, bounces, boto3, ...) so that a noisy neighbour hits
-   all of them alike; the ratio is median / median of the same run. ``-X importtime`` then names the modules the
-   relay handler imports beyond boto3's, and a second pass imports the package from a copy without ``__pycache__``
-   (what a deployment package without compiled files costs: Lambda's code directory is read-only, so nothing gets
-   cached there).
+1. **Import**: every statement runs in a fresh interpreter (``python -c``) that times only the import itself, in
+   CPU time (``process_time``: on a shared machine wall time also counts waiting for a core; interpreter start-up
+   is the same for all and left out), with the functions' environment from template.yaml. Each round imports
+   boto3, relay and bounces one after the other (rotating the order), so that a noisy neighbour slows a round's
+   imports alike; the gated ratio is the median over rounds of the ratio within a round, printed beside the ratio
+   of the medians and the ratio of the minimums. ``-X importtime`` then names the modules the relay handler imports
+   beyond boto3's, and a paired pass imports the package from a copy without ``__pycache__`` (what a deployment
+   package without compiled files costs: Lambda's code directory is read-only, so nothing gets cached there).
 2. **First invocation**: a fresh interpreter on in-process moto relays a first message of a new pair through the
    real handler, then more such messages; the first pays for settings, the Secrets Manager read, client creation
    and botocore's service models. The same child times those pieces one by one.
@@ -77,14 +78,22 @@ def measure_imports(runs: int, env: dict[str, str]) -> tuple[dict[str, list[floa
     return cpu, wall
 
 
-def measure_imports_uncompiled(runs: int, env: dict[str, str]) -> dict[str, float]:
-    """Median import time (ms) of each handler when the package has no compiled files and cannot write any."""
+def measure_imports_uncompiled(runs: int, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """What a package without compiled files costs: each handler imported from a copy of ``functions/`` with no
+    ``__pycache__`` (and none written), paired with the same import from the tree, so that a noisy neighbour hits
+    both of a pair alike. Medians of the uncompiled CPU ms and of the paired differences (the compile cost)."""
     with tempfile.TemporaryDirectory() as directory:
         copy = Path(directory) / "functions"
         shutil.copytree(FUNCTIONS, copy, ignore=shutil.ignore_patterns("__pycache__", "local"))
         uncompiled = {**env, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-        return {name: median([_import_ms(statement, uncompiled)[0] for _ in range(runs)])
-                for name, statement in STATEMENTS.items() if name != "boto3"}
+        figures = {}
+        for name, statement in STATEMENTS.items():
+            if name == "boto3":
+                continue
+            pairs = [(_import_ms(statement, uncompiled)[0], _import_ms(statement, env)[0]) for _ in range(runs)]
+            figures[name] = {"uncompiled_ms": median([cold for cold, _ in pairs]),
+                             "compile_cost_ms": median([cold - warm for cold, warm in pairs])}
+        return figures
 
 
 def import_breakdown(env: dict[str, str], runs: int = 5, top: int = 12) -> list[tuple[str, float]]:
@@ -110,8 +119,12 @@ def import_breakdown(env: dict[str, str], runs: int = 5, top: int = 12) -> list[
 # --- first invocation (child process) ---------------------------------------------------------------------------
 
 
-def _child_first_invocation(warm_runs: int) -> dict[str, Any]:
-    """In a fresh interpreter: the first handler call against warm ones, then what the first one paid for."""
+def _child(mode: str, warm_runs: int) -> dict[str, Any]:
+    """In a fresh interpreter on in-process moto, with nothing of the relay's created yet (settings, keyring,
+    clients): ``first-invocation`` times the first handler call and warm ones (wall and CPU ms); ``pieces`` times,
+    instead, what the first call pays for, one piece at a time, in the order it pays it."""
+    import time
+
     import boto3
 
     from benchmarks.support import Stopwatch, message_of_size, receipt_event, relay_on_moto
@@ -128,9 +141,9 @@ def _child_first_invocation(warm_runs: int) -> dict[str, Any]:
         settings = get_settings()
         ring = load_keyring(settings.code_secret_arn, client=boto3.client("secretsmanager"))
         directory = DynamoDirectory(settings.table_name, client=boto3.client("dynamodb"))
-        from emailflow.wiring import addressing
+        from emailflow import wiring
 
-        relay_addressing = addressing(settings)
+        relay_addressing = wiring.addressing(settings)
         service = register_service(directory, CodeBook(ring), [OWNER], "María García",
                                    relay_domain=relay_addressing.domain)
         address = service_address(relay_addressing, service)
@@ -142,41 +155,39 @@ def _child_first_invocation(warm_runs: int) -> dict[str, Any]:
             message_id = f"cold{number:04d}"
             s3.put_object(Bucket=settings.inbound_bucket, Key=f"{settings.inbound_prefix}{message_id}", Body=raw)
             events.append(receipt_event(raw, message_id, [address], sender))
-        get_settings.cache_clear()
-        clients.reset_clients()
+        wiring.reset()
 
         from relay.app import handler
 
-        watch = Stopwatch()
-        first = handler(events[0], LocalLambdaContext())
-        first_ms = watch.ms()
-        assert first["outcomes"][0]["action"] == "forwarded", first
-        warm = []
-        for event in events[1:]:
-            watch = Stopwatch()
+        if mode == "pieces":
+            pieces: dict[str, float] = {}
+            for name, step in (("settings", get_settings), ("secretsmanager client (and the session)",
+                                                            clients.secretsmanager_client),
+                               ("keyring (GetSecretValue)", wiring.keyring), ("wiring", wiring.relay_context),
+                               ("s3 client", clients.s3_client), ("dynamodb client", clients.dynamodb_client),
+                               ("sesv2 client", clients.sesv2_client)):
+                watch = Stopwatch()
+                step()
+                pieces[name] = watch.ms()
+            return {"pieces_ms": pieces}
+
+        def timed(event: dict[str, Any]) -> tuple[float, float]:
+            cpu, watch = time.process_time(), Stopwatch()
             result = handler(event, LocalLambdaContext())
-            warm.append(watch.ms())
             assert result["outcomes"][0]["action"] == "forwarded", result
+            return watch.ms(), (time.process_time() - cpu) * 1e3
 
-        # What the first call paid for, piece by piece, in the order it pays it.
-        from emailflow import wiring
-
-        wiring.reset()
-        pieces: dict[str, float] = {}
-        for name, step in (("settings", get_settings), ("secretsmanager client", clients.secretsmanager_client),
-                           ("keyring (GetSecretValue)", wiring.keyring), ("wiring", wiring.relay_context),
-                           ("s3 client", clients.s3_client), ("dynamodb client", clients.dynamodb_client),
-                           ("sesv2 client", clients.sesv2_client)):
-            watch = Stopwatch()
-            step()
-            pieces[name] = watch.ms()
-    return {"first_ms": first_ms, "warm_ms": warm, "pieces_ms": pieces}
+        first_ms, first_cpu_ms = timed(events[0])
+        warm = [timed(event) for event in events[1:]]
+    return {"first_ms": first_ms, "first_cpu_ms": first_cpu_ms, "warm_ms": [wall for wall, _ in warm],
+            "warm_cpu_ms": [cpu for _, cpu in warm]}
 
 
 def measure_first_invocation(warm_runs: int, env: dict[str, str]) -> dict[str, Any]:
-    result: dict[str, Any] = last_json_line(run_child([__file__, "--child", "first-invocation", "--runs",
-                                                       str(warm_runs)], env))
-    return result
+    first: dict[str, Any] = last_json_line(run_child([__file__, "--child", "first-invocation", "--runs",
+                                                      str(warm_runs)], env))
+    first |= last_json_line(run_child([__file__, "--child", "pieces", "--runs", "0"], env))
+    return first
 
 
 # --- report -----------------------------------------------------------------------------------------------------
@@ -186,39 +197,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=21, help="fresh interpreters per import statement (>= 10)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
-    parser.add_argument("--child", choices=("first-invocation",), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("first-invocation", "pieces"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child == "first-invocation":
-        print(json.dumps(_child_first_invocation(args.runs)))
+    if args.child:
+        print(json.dumps(_child(args.child, args.runs)))
         return 0
 
     env = child_environment(template_globals_environment())
     print(f"cold start: {args.runs} fresh interpreters per import, interleaved; CPU ms of the import (median "
-          "[q1-q3]), wall ms beside it")
+          "[q1-q3]); ratios: median of the ratios within each round, ratio of the medians, ratio of the minimums")
     cpu, wall = measure_imports(args.runs, env)
     boto3_ms, boto3_wall = median(cpu["boto3"]), median(wall["boto3"])
     imports: dict[str, Any] = {}
     for name, statement in STATEMENTS.items():
         low, high = quartiles(cpu[name])
-        ratio, wall_ratio = median(cpu[name]) / boto3_ms, median(wall[name]) / boto3_wall
+        paired = median([mine / reference for mine, reference in zip(cpu[name], cpu["boto3"], strict=True)])
+        ratio, minimums = median(cpu[name]) / boto3_ms, min(cpu[name]) / min(cpu["boto3"])
         imports[name] = {"statement": statement, "median_cpu_ms": median(cpu[name]), "q1_cpu_ms": low,
-                         "q3_cpu_ms": high, "median_wall_ms": median(wall[name]), "ratio_vs_boto3": ratio,
-                         "wall_ratio_vs_boto3": wall_ratio, "cpu_samples_ms": cpu[name], "wall_samples_ms": wall[name]}
-        print(f"  {statement:<20} {median(cpu[name]):7.1f} [{low:6.1f}-{high:6.1f}]  {ratio:5.2f}x boto3   "
-              f"wall {median(wall[name]):7.1f}  {wall_ratio:5.2f}x")
-    uncompiled = measure_imports_uncompiled(max(3, args.runs // 3), env)
-    for name, ms in uncompiled.items():
-        print(f"  {STATEMENTS[name]:<20} {ms:7.1f}  {ms / boto3_ms:5.2f}x boto3   without __pycache__ (a code "
-              "directory with no compiled files, read-only)")
+                         "q3_cpu_ms": high, "median_wall_ms": median(wall[name]), "ratio_vs_boto3": paired,
+                         "ratio_of_medians": ratio, "ratio_of_minimums": minimums,
+                         "wall_ratio_of_medians": median(wall[name]) / boto3_wall,
+                         "cpu_samples_ms": cpu[name], "wall_samples_ms": wall[name]}
+        print(f"  {statement:<20} {median(cpu[name]):7.1f} [{low:6.1f}-{high:6.1f}]  {paired:5.2f}x / {ratio:4.2f}x"
+              f" / {minimums:4.2f}x boto3")
+    uncompiled = measure_imports_uncompiled(max(5, args.runs // 2), env)
+    for name, figures in uncompiled.items():
+        print(f"  {STATEMENTS[name]:<20} {figures['uncompiled_ms']:7.1f}  without __pycache__ (a read-only code "
+              f"directory shipped without compiled files): {figures['compile_cost_ms']:+.1f} ms, paired")
     breakdown = import_breakdown(env)
     print("  modules the relay handler imports beyond boto3 (median self ms, -X importtime):")
     for module, ms in breakdown:
         print(f"    {ms:6.2f}  {module}")
 
     first = measure_first_invocation(max(10, args.runs), env)
-    warm_ms = median(first["warm_ms"])
-    print(f"first invocation on moto: {first['first_ms']:.1f} ms; warm: {warm_ms:.1f} ms (median of "
-          f"{len(first['warm_ms'])}); extra on the first: {first['first_ms'] - warm_ms:.1f} ms, of which:")
+    warm_ms, warm_cpu_ms = median(first["warm_ms"]), median(first["warm_cpu_ms"])
+    print(f"first invocation on moto: {first['first_ms']:.1f} ms ({first['first_cpu_ms']:.1f} ms CPU); warm: "
+          f"{warm_ms:.1f} ms ({warm_cpu_ms:.1f} ms CPU, median of {len(first['warm_ms'])}); extra on the first: "
+          f"{first['first_ms'] - warm_ms:.1f} ms ({first['first_cpu_ms'] - warm_cpu_ms:.1f} ms CPU); its pieces, "
+          "timed one by one in another fresh interpreter (ms):")
     for piece, ms in first["pieces_ms"].items():
         print(f"    {ms:6.1f}  {piece}")
 
@@ -232,8 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "imports_without_pycache_ms": uncompiled,
         "relay_import_breakdown_ms": dict(breakdown),
         "first_invocation_ms": first["first_ms"],
+        "first_invocation_cpu_ms": first["first_cpu_ms"],
         "warm_invocation_ms": warm_ms,
+        "warm_invocation_cpu_ms": warm_cpu_ms,
         "first_invocation_extra_ms": first["first_ms"] - warm_ms,
+        "first_invocation_extra_cpu_ms": first["first_cpu_ms"] - warm_cpu_ms,
         "first_invocation_pieces_ms": first["pieces_ms"],
         "targets": targets,
         "environment": environment(),
