@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
 
-.PHONY: venv lint typecheck unit test demo bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: venv lint typecheck unit test package package-test demo bench fuzz dashboard clean
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +29,17 @@ unit: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not package"
+
+# What Lambda runs, as `sam build` would make it (no Docker): build/<LogicalId>/ and build/template.yaml for
+# `sam deploy --template-file build/template.yaml` (infra/package.py, docs/deploy.md).
+package: $(STAMP)
+	$(BIN)/python -m infra.package
+
+# Imports every handler from build/ in a fresh Python 3.13 (skipped, with the reason, when there is none). Apart
+# from make test because building downloads the runtime wheels from the package registry: make test stays offline.
+package-test: package
+	$(BIN)/pytest -q -m package tests/package
 
 demo: $(STAMP)
 	$(BIN)/python -m emailflow.local.demo
@@ -42,6 +54,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_profile.py
 	$(BIN)/python benchmarks/bench_throughput.py
 	$(BIN)/python benchmarks/cost_model.py
+
+# Writes infra/dashboard.py's dashboard body into template.yaml (tests/integration/test_dashboard.py checks it).
+dashboard: $(STAMP)
+	$(BIN)/python infra/dashboard.py --write-template
+
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/fuzz_relay.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build

@@ -1,5 +1,5 @@
 """AWS calls per message: every call the real handlers make, counted with botocore's ``before-call`` event hook,
-for each step of a conversation on in-process moto (tests/support/aws_calls.py holds the scenarios; the regression
+for each step of a conversation on in-process moto (tests/support/call_count.py holds the scenarios; the regression
 test tests/integration/test_call_budget.py runs the same ones).
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_calls.py [--output PATH]``.
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with environment(template_globals_environment()), relay_on_moto(in_process=True) as stack, \
             function_output_discarded():
-        from tests.support.aws_calls import CALL_BUDGETS, run_scenarios
+        from tests.support.call_count import CALL_BUDGETS, run_scenarios
         from tests.support.relay_stack import RelayHarness
 
         from bounces.app import handler as bounces_handler

@@ -111,7 +111,24 @@ def custom_metrics_read(body: dict[str, Any]) -> list[tuple[str, str, frozenset[
     return found
 
 
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+BODY_PREFIX = "      DashboardBody: !Sub '"
+
+
+def write_into_template(path: Path = TEMPLATE) -> bool:
+    """Replace the dashboard body line in ``template.yaml``; True if it changed."""
+    lines = path.read_text().split("\n")
+    [index] = [number for number, line in enumerate(lines) if line.startswith(BODY_PREFIX)]
+    quoted = dashboard_json().replace("'", "''")  # a single-quoted YAML scalar doubles its quotes
+    new = f"{BODY_PREFIX}{quoted}'"
+    changed = lines[index] != new
+    lines[index] = new
+    path.write_text("\n".join(lines))
+    return changed
+
+
 if __name__ == "__main__":
-    sys.stdout.write(dashboard_json() + "\n")
-    if len(sys.argv) > 1:
-        Path(sys.argv[1]).write_text(dashboard_json() + "\n")
+    if sys.argv[1:] == ["--write-template"]:
+        sys.stdout.write("template.yaml updated\n" if write_into_template() else "template.yaml already current\n")
+    else:
+        sys.stdout.write(dashboard_json() + "\n")

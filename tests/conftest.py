@@ -27,3 +27,11 @@ def _fresh_metrics() -> Iterator[None]:
     Metrics().clear_metrics()
     yield
     Metrics().clear_metrics()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reliability figures of this run (fault cases, faults injected, messages lost, duplicates)."""
+    from tests.support.faults import LEDGER
+
+    for line in LEDGER.lines():
+        terminalreporter.write_line(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 
@@ -11,6 +12,17 @@ from emailflow.codes import CodeBook, CodeKind
 
 MAX_ADDRESS_LENGTH = 254
 """RFC 5321 section 4.5.3.1.3 (path limit 256, minus the angle brackets)."""
+
+
+_NOT_IN_ADDRESSES = frozenset(" <>,;\x7f") | {chr(code) for code in range(0x20)}
+"""White space, control characters (CR, LF, NUL and the rest: a header injection or a mangled address) and the
+characters that separate or bracket addresses."""
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_LOCAL_PART = re.compile(rf'{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[^"\\]|\\.)*"')
+"""RFC 5322 section 3.4.1 (dot-atom or quoted-string; UTF-8 as RFC 6532 allows): what a header can carry as an
+address without a parser finding a defect in it."""
+_HOST_NAME = re.compile(r"(?:[a-z0-9_-]+\.)*[a-z0-9_-]+|\[[!-Z^-~]+\]", re.IGNORECASE)
+"""Labels of letters, digits, hyphens (and underscores, seen in the wild) after IDNA, or a domain literal."""
 
 
 class InvalidAddress(ValueError):
@@ -25,7 +37,10 @@ def normalise_address(address: str) -> str:
     """
     text = address.strip().strip("<>").strip()
     local, at, domain = text.rpartition("@")
-    if not at or not local or not domain or any(char in text for char in " \t\r\n<>,;\x00"):
+    if not at or not local or not domain or any(char in _NOT_IN_ADDRESSES for char in text):
+        raise InvalidAddress("not an address")
+    if "=?" in text or not _LOCAL_PART.fullmatch(local):
+        # RFC 2047 section 5: no encoded word in an addr-spec (a header parser decodes it, CR/LF and all)
         raise InvalidAddress("not an address")
     try:
         ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
@@ -34,9 +49,24 @@ def normalise_address(address: str) -> str:
     if not ascii_domain:  # "jane@." would otherwise come out as "jane@"
         raise InvalidAddress("not an address")
     normalised = f"{local.lower()}@{ascii_domain.lower()}"
+    if not _HOST_NAME.fullmatch(ascii_domain):
+        # e.g. IDNA 2003 maps U+00B8 (cedilla) to a space and a combining cedilla: not a host name
+        raise InvalidAddress("domain is not a host name")
     if len(normalised) > MAX_ADDRESS_LENGTH:
         raise InvalidAddress("address too long")
     return normalised
+
+
+def spellings(address: str) -> tuple[str, ...]:
+    """A stored (normalised) address and the other way people write it: an IDNA domain also in Unicode
+    (``jane@xn--bcher-kva.example`` and ``jane@bücher.example``). Masking must find both."""
+    local, _, domain = address.rpartition("@")
+    try:
+        unicode_domain = domain.encode("ascii").decode("idna")
+    except UnicodeError:
+        return (address,)
+    unicode_form = f"{local}@{unicode_domain.lower()}"
+    return (address,) if unicode_form == address else (address, unicode_form)
 
 
 def without_subaddress(address: str) -> str:

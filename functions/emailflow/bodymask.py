@@ -319,7 +319,7 @@ def _ascii_compatible(charset: str) -> bool:
     """Whether every ASCII character is always written as its own single byte (so a byte search finds it)."""
     try:
         name = codecs.lookup(charset).name
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, or not even a name (a NUL in it raises ValueError)
         return False
     return name in ("ascii", "utf-8") or name.startswith(("iso8859-", "cp125", "koi8-"))
 

@@ -3,15 +3,20 @@
 ``os.environ`` is read here and nowhere else. Names of AWS resources have no defaults: a function that was deployed
 without them must fail at cold start with a message that names the variable, not send mail to a guessed table.
 Every variable read here is set by ``template.yaml`` (a test checks both directions).
+
+The operator CLI builds the same ``Settings`` from a CloudFormation stack's outputs (``settings_from_stack_outputs``),
+and local mode sets up its process environment as the Lambda runtime would (``set_process_environment``): both live
+here so that the process environment stays in one module.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import urlsplit
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
@@ -42,7 +47,11 @@ class Settings:
     """``drop`` mail SES judged spam, or ``tag`` it (forward with ``[SPAM]`` in the subject)."""
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
+    sender_messages_per_hour: int = 60
+    """Messages one sender may write to services per hour (all services together); 0 turns the limit off."""
     noreply_local_part: str = "no-reply"
+    off_platform_signal: bool = False
+    """Count messages whose text shows an e-mail address or phone number (docs/stats.md); never blocks them."""
     event_bus: str = ""
     """EventBridge bus for marketplace events; empty: no events published."""
     transient_bounce_limit: int = 3
@@ -75,10 +84,12 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_SPAM_POLICY": "spam_policy",
     "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR": "notices_per_sender_per_hour",
     "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE": "pair_messages_per_minute",
+    "EMAILFLOW_SENDER_MESSAGES_PER_HOUR": "sender_messages_per_hour",
     "EMAILFLOW_NOREPLY_LOCAL_PART": "noreply_local_part",
     "EMAILFLOW_OVERSIZE_LINK_HOURS": "oversize_link_hours",
     "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
     "EMAILFLOW_EVENT_BUS": "event_bus",
+    "EMAILFLOW_OFF_PLATFORM_SIGNAL": "off_platform_signal",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -124,12 +135,23 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         spam_policy=spam_policy,
         notices_per_sender_per_hour=_positive_int(environ, "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR", 5),
         pair_messages_per_minute=_positive_int(environ, "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE", 10),
+        sender_messages_per_hour=_non_negative_int(environ, "EMAILFLOW_SENDER_MESSAGES_PER_HOUR", 60),
         noreply_local_part=noreply,
         oversize_link_hours=_non_negative_int(environ, "EMAILFLOW_OVERSIZE_LINK_HOURS", 24),
         transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),
         event_bus=environ.get("EMAILFLOW_EVENT_BUS", "").strip(),
+        off_platform_signal=_flag(environ, "EMAILFLOW_OFF_PLATFORM_SIGNAL"),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no", "off"):
+        return False
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -156,3 +178,96 @@ def _non_negative_int(environ: Mapping[str, str], name: str, default: int) -> in
 def get_settings() -> Settings:
     """The process-wide settings, read from ``os.environ`` on first use (cold start) and cached."""
     return settings_from_environment(os.environ)
+
+
+# -- Settings from a stack's outputs (the operator CLI) ----------------------------------------------------------
+
+#: CloudFormation output key -> the environment variable it stands for. ``template.yaml`` declares every one of these
+#: outputs (a test checks), so the CLI reads a real deployment and a local-mode stack the same way.
+STACK_OUTPUTS: Mapping[str, str] = {
+    "DomainName": "EMAILFLOW_DOMAIN",
+    "BrandName": "EMAILFLOW_BRAND",
+    "TableName": "EMAILFLOW_TABLE",
+    "InboundBucketName": "EMAILFLOW_INBOUND_BUCKET",
+    "InboundPrefix": "EMAILFLOW_INBOUND_PREFIX",
+    "ConfigurationSetName": "EMAILFLOW_CONFIGURATION_SET",
+    "CodeSecretArn": "EMAILFLOW_CODE_SECRET_ARN",
+}
+STACK_VARIABLE = "EMAILFLOW_STACK"
+"""Names the stack the CLI reads its settings from (``--stack`` overrides it)."""
+OPERATOR_VARIABLES = frozenset({STACK_VARIABLE})
+"""Read by the operator CLI only, never by a function: the template sets none of these."""
+DEFAULT_STACK = "emailflow-local"
+"""The stack ``emailflow local`` registers in its emulator: the CLI's default."""
+
+
+def settings_from_stack_outputs(outputs: Mapping[str, str], region: str | None = None) -> Settings:
+    """``Settings`` of a deployment, from its stack outputs, validated exactly as the functions validate theirs."""
+    required = [key for key, variable in STACK_OUTPUTS.items() if variable in _REQUIRED and not outputs.get(key)]
+    if required:
+        raise ConfigurationError(f"the stack has no output(s) {', '.join(required)}: is it an emailflow stack?")
+    environ = {variable: outputs[key] for key, variable in STACK_OUTPUTS.items() if outputs.get(key)}
+    if region:
+        environ["AWS_REGION"] = region
+    return settings_from_environment(environ)
+
+
+# -- The process environment of local mode and the CLI -----------------------------------------------------------
+
+LOCAL_REGION = "us-east-1"
+"""Region of a local-mode emulator when the environment names none (moto's default)."""
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOCAL_PROCESS_VARIABLES = frozenset({"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+"""Read or set for local mode and the CLI against a local emulator only, never by a function."""
+_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+def local_region() -> str:
+    """The region local mode and the CLI use for an emulator: the environment's, else ``LOCAL_REGION``.
+
+    Configuration files are left out on purpose: ``emailflow local`` and a CLI command run in the same shell must
+    agree on the region, and only the environment is certain to be shared.
+    """
+    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or LOCAL_REGION
+
+
+def local_endpoint() -> str | None:
+    """``AWS_ENDPOINT_URL`` when it points at this machine (an ``emailflow local`` emulator), else None."""
+    url = os.environ.get("AWS_ENDPOINT_URL", "")
+    return url if url and urlsplit(url).hostname in _LOCAL_HOSTS else None
+
+
+def use_local_emulator_defaults() -> None:
+    """When ``AWS_ENDPOINT_URL`` points at a local emulator: dummy credentials and the local region, unless the
+    environment sets its own. The emulator accepts any credentials, and a developer's real ones (from
+    ``~/.aws``) have no business being sent to it."""
+    if local_endpoint() is None:
+        return
+    for name, value in {**_LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": local_region()}.items():
+        os.environ.setdefault(name, value)
+
+
+def set_process_environment(values: Mapping[str, str], *, keep_existing: Iterable[str] = (),
+                            remove: Iterable[str] = ()) -> Callable[[], None]:
+    """Set ``values`` in this process's environment (as the Lambda runtime sets a function's) and return a function
+    that puts back exactly what was there before.
+
+    ``keep_existing``: names whose value already in the environment wins (a developer's ``POWERTOOLS_LOG_LEVEL``);
+    ``remove``: names to take out (``AWS_PROFILE``, which must not redirect local mode to a real account).
+    """
+    kept = set(keep_existing)
+    changes = {name: value for name, value in values.items() if not (name in kept and name in os.environ)}
+    removed = [name for name in remove if name in os.environ and name not in changes]
+    previous = {name: os.environ.get(name) for name in (*changes, *removed)}
+    os.environ.update(changes)
+    for name in removed:
+        del os.environ[name]
+
+    def restore() -> None:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore

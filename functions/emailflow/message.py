@@ -8,13 +8,16 @@ body: it never searches the body for a separator.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.utils import getaddresses
 
-_MESSAGE_ID = re.compile(r"<[^<>\s]{1,995}>")
+_MESSAGE_ID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,995}>")
+"""An id between angle brackets: no white space and no control character (a NUL in an id would go out in the
+headers of a reply or a notice)."""
 _MAX_FIELD_NAME = 996
 """RFC 5322 limits only the line (998 octets): a longer name read as the start of the body would push every later
 field, Content-Type and From included, into the body."""
@@ -26,6 +29,16 @@ keeps a first body line that is one long run of name characters (base64) from co
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ENCODED_RUN = re.compile(rf"{_ENCODED_WORD.pattern}(?:[ \t]+{_ENCODED_WORD.pattern})*")
 """Encoded words separated only by white space: decoded together (RFC 2047 section 6.2)."""
+
+
+def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+_LATIN1_FALLBACK = "emailflow-latin1-fallback"
+codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +59,10 @@ class HeaderField:
         return self.raw[self.raw.index(b":") + 1 :]
 
     def text(self) -> str:
-        """The unfolded value as text: UTF-8 (RFC 6532) or, failing that, Latin-1; RFC 2047 words left encoded."""
-        value = self.raw_value
-        try:
-            decoded = value.decode("utf-8")
-        except UnicodeDecodeError:
-            decoded = value.decode("latin-1")
+        """The unfolded value as text: UTF-8 (RFC 6532), any byte that is not part of a UTF-8 sequence read as
+        Latin-1; RFC 2047 words left encoded. Byte by byte, not all or nothing: one stray 8-bit byte in a display
+        name must not turn a UTF-8 (IDN) address beside it into a different, wrong address."""
+        decoded = self.raw_value.decode("utf-8", _LATIN1_FALLBACK)
         return re.sub(r"\r?\n(?=[ \t])", "", decoded).strip()
 
     def decoded_text(self) -> str:
@@ -110,7 +121,7 @@ def decode_words(text: str) -> str:
         return text
     try:
         return str(make_header(decode_header(text)))
-    except (HeaderParseError, ValueError, LookupError, UnicodeError):
+    except (MessageError, ValueError, LookupError, UnicodeError):
         # One bad word, an unknown charset or raw 8-bit text beside the words (RFC 6532) fails the whole value;
         # decode what can be decoded, run by run, as mail clients do, so nothing hides behind the bad part.
         return decode_each_word(text)
@@ -126,7 +137,7 @@ def decode_each_word(text: str) -> str:
 def _decode_run(run: re.Match[str]) -> str:
     try:
         return str(make_header(decode_header(run.group())))
-    except (HeaderParseError, ValueError, LookupError, UnicodeError):
+    except (MessageError, ValueError, LookupError, UnicodeError):
         return "".join(_decode_word(word) for word in _ENCODED_WORD.findall(run.group()))
 
 
@@ -135,13 +146,13 @@ def _decode_word(word: str) -> str:
     charset: str | None
     try:
         [(payload, charset)] = decode_header(word)
-    except (HeaderParseError, ValueError):
+    except (MessageError, ValueError):
         return word
     if isinstance(payload, str):
         return payload
     try:
         return payload.decode((charset or "us-ascii").partition("*")[0], "replace")
-    except LookupError:  # an unknown charset: show its bytes rather than hide what they say
+    except (LookupError, ValueError):  # an unknown (or NUL-bearing) charset: show the bytes rather than hide them
         return payload.decode("latin-1")
 
 

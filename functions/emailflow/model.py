@@ -59,6 +59,8 @@ class Pair:
     last_service_message_at: int | None = None
     user_auto_replies: int = 0
     service_auto_replies: int = 0
+    contact_details_messages: int = 0
+    """Relayed messages whose text showed an e-mail address or phone number (the optional off-platform signal)."""
     """Auto-replies relayed in each direction: counted apart, never as replies (docs/stats.md)."""
     delivered_to_service: int = 0
     delivered_to_user: int = 0
@@ -101,6 +103,8 @@ class SentMessage:
     """The pair's user address (the pair's key), whichever direction the message went."""
     recipient_name: str = ""
     """The display name the sender knows the recipient by (the service's registered name; empty for a user)."""
+    contact_details: bool = False
+    """The message's text showed contact details (off-platform signal; counted on the pair, never acted on)."""
 
 
 class FeedbackState(StrEnum):

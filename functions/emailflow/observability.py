@@ -28,6 +28,7 @@ FIRST_REPLIES = "FirstReplies"
 RESPONSE_TIME = "ResponseTime"
 NOTICES_SENT = "NoticesSent"
 AUTO_REPLIES = "AutoReplies"
+CONTACT_DETAILS = "ContactDetailsShared"
 BOUNCES = "Bounces"
 COMPLAINTS = "Complaints"
 DELIVERIES = "Deliveries"
@@ -48,6 +49,7 @@ METRIC_DIMENSIONS: dict[str, tuple[frozenset[str], ...]] = {
     "ResponseTime": (frozenset({SERVICE_DIMENSION}),),
     "NoticesSent": (frozenset({"Reason", SERVICE_DIMENSION}),),
     "AutoReplies": (frozenset({"Direction", SERVICE_DIMENSION}),),
+    "ContactDetailsShared": (frozenset({"Direction", SERVICE_DIMENSION}),),
     "Bounces": (frozenset({"Direction", "BounceKind", SERVICE_DIMENSION}),),
     "Complaints": (frozenset({"Direction", SERVICE_DIMENSION}),),
     "Deliveries": (frozenset({"Direction", SERVICE_DIMENSION}),),
@@ -57,7 +59,7 @@ METRIC_DIMENSIONS: dict[str, tuple[frozenset[str], ...]] = {
 
 METRIC_NAMES = frozenset({MESSAGES_RELAYED, MESSAGES_REJECTED, DUPLICATES_SKIPPED, CONVERSATIONS_STARTED,
                           FIRST_REPLIES, RESPONSE_TIME, NOTICES_SENT, BOUNCES, COMPLAINTS, DELIVERIES,
-                          ADDRESSES_SUPPRESSED, FEEDBACK_IGNORED, AUTO_REPLIES})
+                          ADDRESSES_SUPPRESSED, FEEDBACK_IGNORED, AUTO_REPLIES, CONTACT_DETAILS})
 
 
 def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
@@ -72,6 +74,8 @@ def record_outcomes(outcomes: Iterable[RelayOutcome]) -> None:
             _single(MESSAGES_RELAYED, 1, MetricUnit.Count, with_direction)
             if outcome.auto_reply:
                 _single(AUTO_REPLIES, 1, MetricUnit.Count, with_direction)
+            if outcome.contact_details:
+                _single(CONTACT_DETAILS, 1, MetricUnit.Count, with_direction)
             if outcome.new_conversation:
                 metrics.add_metric(name=CONVERSATIONS_STARTED, unit=MetricUnit.Count, value=1)
             if outcome.first_reply:

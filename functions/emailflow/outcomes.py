@@ -52,6 +52,9 @@ class Reason(StrEnum):
     """From names a registered address of the service, but SPF and DKIM both fail."""
     RATE_LIMITED = "rate_limited"
     """More messages in one conversation per minute than people write: auto-responders answering each other."""
+    SENDER_RATE_LIMITED = "sender_rate_limited"
+    """One sender wrote to services more often in an hour than a person does
+    (``EMAILFLOW_SENDER_MESSAGES_PER_HOUR``)."""
     RECIPIENT_UNDELIVERABLE = "recipient_undeliverable"
     """The real recipient's address bounced for good (or too often): not sent again until an operator clears it."""
     COMPLAINT_SUSPENDED = "complaint_suspended"
@@ -79,6 +82,8 @@ class RelayOutcome:
     """An auto-reply relayed: never a reply, never a response time (docs/stats.md)."""
     notice_sent: bool = False
     """An error mail went to the sender (only for rejections the sender can act on)."""
+    contact_details: bool = False
+    """(off-platform signal, when on) the relayed text showed an e-mail address or phone number."""
     service_code: str | None = None
     conversation: str | None = None
     """The pair's user code: the conversation's id in events for the marketplace (never an address)."""

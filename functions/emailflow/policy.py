@@ -147,9 +147,14 @@ def _single_sender(headers: InboundHeaders) -> tuple[str | None, Reason | None]:
     if len(headers.from_addresses) > 1:
         return None, Reason.MULTIPLE_FROM
     try:
-        return normalise_address(headers.from_addresses[0][1]), None
+        sender = normalise_address(headers.from_addresses[0][1])
     except InvalidAddress:
         return None, Reason.INVALID_FROM
+    if not sender.isascii():
+        # A non-ASCII local part (the domain is punycode by now): SES does not support SMTPUTF8 and sends to 7-bit
+        # addresses only, so no answer could ever reach this sender, and no header could name them in ASCII.
+        return None, Reason.INVALID_FROM
+    return sender, None
 
 
 def may_notify(facts: MailFacts) -> bool:

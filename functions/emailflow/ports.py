@@ -28,6 +28,12 @@ class SendFailed(RelayFault):
     """The mail service answered with an error (throttling, a service fault): nothing was sent; retry later."""
 
 
+class SendOutcomeUnknown(RelayFault):
+    """The request may have reached the mail service, but no answer came back (a read time-out, a dropped
+    connection): the mail may or may not have gone out. Never a ``SendFailed``: the delivery's claim stays open, so
+    no retry sends a second copy (docs/reliability.md)."""
+
+
 class SendRejected(RuntimeError):
     """The mail service refused this message for good (e.g. SES ``MessageRejected``); retrying will not help."""
 
@@ -81,6 +87,18 @@ def mail_size(raw: MailBytes) -> int:
     return len(raw) if isinstance(raw, bytes) else sum(len(piece) for piece in raw)
 
 
+def mail_prefix(raw: MailBytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of the message: a copy of that much only, however many pieces it spans."""
+    if isinstance(raw, bytes):
+        return raw[:limit]
+    head = bytearray()
+    for piece in raw:
+        if len(head) >= limit:
+            break
+        head += piece[: limit - len(head)]
+    return bytes(head)
+
+
 class Mailer(Protocol):
     """Sends raw mail; returns the mail service's message id."""
 
@@ -131,6 +149,10 @@ class Directory(Protocol):
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         """Count one error mail to ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
+        ...
+
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """Count one message from ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
         ...
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,

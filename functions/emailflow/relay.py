@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from email.utils import formatdate
 from functools import partial
 
-from emailflow.addresses import RelayAddress, RelayAddressing, address_digest
+from emailflow.addresses import RelayAddress, RelayAddressing, address_digest, spellings
 from emailflow.bodymask import mask_addresses
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail
@@ -86,9 +86,12 @@ class RelayContext:
     spam_policy: SpamPolicy = SpamPolicy.DROP
     notices_per_sender_per_hour: int = 5
     pair_messages_per_minute: int = 10
+    sender_messages_per_hour: int = 60
+    """0: no per-sender limit."""
     noreply_local_part: str = "no-reply"
     oversize_link_seconds: int = 24 * _HOUR
     max_outbound_bytes: int = MAX_OUTBOUND_BYTES
+    off_platform_signal: bool = False
     clock: Callable[[], float] = time.time
 
     @property
@@ -202,6 +205,9 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
     if snapshot.recent_messages >= context.pair_messages_per_minute:
         return replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE),
                        service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
+    if not _within_sender_budget(inbound.facts, context):
+        return replace(_rejected(delivery.recipient, Reason.SENDER_RATE_LIMITED, Direction.TO_SERVICE),
+                       service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
     now = int(context.clock())
     pair = snapshot.pair
     new_pair = None
@@ -223,7 +229,7 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
         from_display_name=relay_display_name(name, context.brand),
         from_address=context.addressing.address(CodeKind.USER, pair.user_code),
         to_address=deliverable[0],  # the first registered address that still accepts mail
-        hidden_addresses=(user_address,),
+        hidden_addresses=spellings(user_address),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
@@ -268,7 +274,8 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         from_display_name=relay_display_name(service.display_name, context.brand),
         from_address=context.addressing.address(CodeKind.SERVICE, service.code),
         to_address=pair.user_address,
-        hidden_addresses=(inbound.facts.sender or "", *service.addresses),
+        hidden_addresses=tuple(form for address in (inbound.facts.sender or "", *service.addresses)
+                               for form in spellings(address)),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
@@ -281,6 +288,23 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
         return replace(outcome, auto_reply=True)
     waited = now - pair.awaiting_reply_since if pair.awaiting_reply_since is not None else None
     return replace(outcome, response_seconds=waited, first_reply=pair.first_reply_at is None)
+
+
+def _within_sender_budget(facts: MailFacts, context: RelayContext) -> bool:
+    """Count this message against its sender's hourly budget (mail to services only: services answer many people).
+
+    Counted after the duplicate check, so a redelivered event is not counted again. Mail that neither SPF nor DKIM
+    vouches for counts against a budget of its own: a forger cannot use up a real person's budget by writing in
+    their name.
+    """
+    if context.sender_messages_per_hour <= 0 or facts.sender is None:
+        return True
+    now = int(context.clock())
+    key = address_digest(facts.sender, context.keyring.current) + ("" if facts.authenticated else "-unverified")
+    if context.directory.allow_sender_message(key, now // _HOUR, context.sender_messages_per_hour, now + 2 * _HOUR):
+        return True
+    logger.info("sender budget spent", sender=key)
+    return False
 
 
 def _unknown_code(facts: MailFacts) -> Decision:
@@ -375,16 +399,27 @@ def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pai
     ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags, alias)
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
-    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
+    # Read from what was sent (the new header block and the body view, never joined): a quote of the sender's own
+    # address is masked by then and does not count.
+    contact = context.off_platform_signal and _carries_contact_details(rewritten, context.addressing.domain)
+    _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address, contact)
     return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id,
-                        service_code=service.code, conversation=pair.user_code)
+                        service_code=service.code, conversation=pair.user_code, contact_details=contact)
+
+
+def _carries_contact_details(raw: MailBytes, relay_domain: str) -> bool:
+    """The off-platform signal, off by default: ``signals`` (and ``email.policy``) is imported only when it is on
+    (benchmarks/bench_coldstart.py)."""
+    from emailflow.signals import carries_contact_details  # noqa: PLC0415 - deferred, see the docstring
+
+    return carries_contact_details(raw, relay_domain)
 
 
 def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: MailBytes, from_address: str, to_address: str,
                   tags: dict[str, str], alias: str | None = None) -> str | None:
     """Send under a claim already held. None: SES refused for good (the claim is closed as rejected)."""
     try:
-        return context.mailer.send_raw(raw, from_address=from_address, to_address=to_address, tags=tags)
+        ses_message_id = context.mailer.send_raw(raw, from_address=from_address, to_address=to_address, tags=tags)
     except SendRejected:
         context.directory.reject_delivery(delivery, Reason.SEND_REJECTED.value, alias,
                                           int(context.clock()) + context.delivery_record_seconds)
@@ -394,10 +429,16 @@ def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: MailBytes, 
         # exception (a read time-out after the request left) keeps the claim open: the mail may have gone out.
         context.directory.release_delivery(delivery, alias)
         raise
+    # Before the claim is closed: if closing fails, this line is how an operator knows the mail went out
+    # (docs/operations.md, "The DLQ alarm fired").
+    logger.info("sent", inbound_message_id=delivery.inbound_message_id, recipient=delivery.recipient,
+                ses_message_id=ses_message_id)
+    return ses_message_id
 
 
 def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair: Pair, service: Service,
-            direction: Direction, now: int, context: RelayContext, recipient_address: str) -> None:
+            direction: Direction, now: int, context: RelayContext, recipient_address: str,
+            contact_details: bool = False) -> None:
     sent = SentMessage(
         ses_message_id=ses_message_id,
         direction=direction,
@@ -411,6 +452,7 @@ def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair:
         sender_automatic=inbound.facts.auto_generated,
         user_address=pair.user_address,
         recipient_name=service.display_name if direction is Direction.TO_SERVICE else "",
+        contact_details=contact_details,
     )
     recipient_key = f"{CodeKind.SERVICE.value}:{service.code}" if direction is Direction.TO_SERVICE else \
         f"{CodeKind.USER.value}:{pair.user_code}"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.header import Header
-from email.utils import formataddr
+from email.utils import format_datetime, formataddr, parsedate_to_datetime
 from enum import Enum
 
 from emailflow.message import (
@@ -182,6 +183,9 @@ def _mask(text: str, hidden: tuple[str, ...], replacement: str) -> str:
 def _kept_field(header: HeaderField, rule: HeaderRule, plan: RewritePlan, hidden: tuple[str, ...],
                 newline: bytes) -> bytes:
     name = header.name.decode("ascii")
+    if _mentions(name, hidden) or len(name) > _MAX_FIELD_NAME:
+        # "Content-<address>: ..." or a name of hundreds of characters is no MIME field: dropped, not rebuilt
+        return b""
     if rule is HeaderRule.THREAD_IDS:
         mapped = [plan.thread_ids.get(message_id, message_id) for message_id in message_ids(header.text())]
         ids = [message_id for message_id in mapped if message_id and not _mentions_in_any_reading(message_id, hidden)]
@@ -190,11 +194,107 @@ def _kept_field(header: HeaderField, rule: HeaderRule, plan: RewritePlan, hidden
         return _text_field(name, _mask(plan.subject, hidden, plan.from_address), newline)
     raw_text = header.raw.decode("latin-1")
     if _mentions(raw_text, hidden) or _mentions_in_any_reading(header.text(), hidden):
-        return _text_field(name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
-    if rule is HeaderRule.SUBJECT and (not header.raw_value.isascii() or _has_overlong_line(header.raw)):
-        # Raw 8-bit text (RFC 6532) or a line over RFC 5322's 998 octets: rebuilt, encoded and folded.
-        return _text_field(name, header.decoded_text(), newline)
-    return _normalise_folding(header.raw, newline)
+        return _rebuilt_field(header.key, name, _mask(header.decoded_text(), hidden, plan.from_address), newline)
+    if _UNSAFE_BYTES.search(header.raw_value) or _has_overlong_line(header.raw):
+        # Raw 8-bit text (RFC 6532), a control character or a line over RFC 5322's 998 octets: rebuilt in ASCII.
+        return _rebuilt_field(header.key, name, header.decoded_text(), newline)
+    # name + ":" + value: white space before the colon (RFC 5322's obsolete syntax) is dropped, as strict parsers
+    # would end the header block at such a line
+    return _normalise_folding(header.name + b":" + header.raw_value, newline)
+
+
+def _rebuilt_field(key: str, name: str, text: str, newline: bytes) -> bytes:
+    """A kept field written anew from its decoded text, in the form its kind allows: RFC 2047 text for free text
+    (Subject, Content-Description), RFC 2231 parameters for Content-Type and Content-Disposition, plain ASCII for
+    every other (structured) field, where an encoded word would be no value at all (RFC 2047 section 5)."""
+    if key in _TEXT_FIELDS:
+        return _text_field(name, text, newline)
+    if key in _PARAMETER_FIELDS:
+        return _parameter_field(name, text, newline)
+    if key == "date":
+        return _date_field(name, text)
+    return _structured_field(name, text, newline)
+
+
+def _date_field(name: str, text: str) -> bytes:
+    """A Date written anew from the date it names; empty when it names none (the relay writes its own Date)."""
+    try:
+        moment = parsedate_to_datetime(_LINE_BREAKING.sub(" ", text))
+    except (TypeError, ValueError, OverflowError):
+        return b""
+    return f"{name}: {format_datetime(moment)}".encode("ascii")
+
+
+def _structured_field(name: str, text: str, newline: bytes) -> bytes:
+    """Plain ASCII (other characters become ``?``), white space collapsed, folded at white space; empty when a word
+    is too long to fit a line: the field is then dropped (a Date the relay writes itself)."""
+    value = " ".join(_LINE_BREAKING.sub(" ", text).encode("ascii", "replace").decode("ascii").split())
+    value = value.replace("=?", "= ?")  # would read as an encoded word to a lenient client
+    lines = [f"{name}:"]
+    for word in value.split(" ") if value else ():
+        if len(word) > _MAX_LINE - 2:
+            return b""
+        joined = f"{lines[-1]} {word}"
+        if len(joined) <= 78 or (len(lines) == 1 and joined.count(" ") == 1 and len(joined) <= _MAX_LINE):
+            lines[-1] = joined  # (the first word goes beside the name whenever it fits the line at all)
+        else:
+            lines.append(f" {word}")
+    return newline.join(line.encode("ascii") for line in lines)
+
+
+_UNSAFE_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]|\r(?!\n)")
+"""What a kept field may not pass on as it came: 8-bit bytes (SES and RFC 5322 want an ASCII header block) and
+control characters - above all a CR that does not end a line, which many parsers (Python's among them) read as a
+line break: ``Subject: x<CR>Reply-To: attacker@...`` would add a field."""
+_PARAMETER_FIELDS = frozenset({"content-type", "content-disposition"})
+_TEXT_FIELDS = frozenset({"subject", "content-description"})
+"""Kept fields of free text (RFC 5322 unstructured): the only ones where encoded words mean anything."""
+_PARAMETER = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+_ATTRIBUTE_CHARS = "!#$&+-.^_`|~"
+"""RFC 2231 section 7: besides letters and digits, what an extended value may carry without %-encoding."""
+_MAX_MAIN_VALUE = 255
+_MAX_FIELD_NAME = 200
+"""Longer kept field names are dropped: no MIME field has one, and a rebuilt field must fit its name on a line."""
+_PARAMETER_CHUNK = 200
+"""Bytes of a parameter value per RFC 2231 continuation: even fully %-encoded, a line stays far under 998."""
+
+
+def _parameter_field(name: str, value: str, newline: bytes) -> bytes:
+    """``Content-Type`` / ``Content-Disposition`` written anew in ASCII from decoded text, one parameter per line:
+    ASCII values quoted, others (and overlong ones, and ones that would read as encoded words) in RFC 2231 form
+    (``filename*=utf-8''r%C3%A9sum%C3%A9.pdf``), split into continuations when long. The main value keeps its
+    ASCII characters only."""
+    value = _LINE_BREAKING.sub(" ", value)
+    main = value.split(";", 1)[0].strip().replace("=?", "  ").encode("ascii", "replace").decode("ascii")
+    if len(main) > _MAX_MAIN_VALUE:  # no MIME type is that long (RFC 6838: 127 + 127): not one, and not foldable
+        main = ""
+    parts = [f"{name}: {main or 'application/octet-stream'}"]
+    for key, quoted in _PARAMETER.findall(value):
+        if not key.isascii() or len(key) > _MAX_MAIN_VALUE:
+            continue
+        text = quoted.strip()
+        if key.endswith("*"):  # already RFC 2231: an ASCII token, kept when it is one
+            if text.isascii() and " " not in text and "=?" not in text and len(text) < _MAX_LINE - len(key) - 10:
+                parts.append(f"{key}={text}")
+            continue
+        if text.startswith('"'):
+            text = re.sub(r"\\(.)", r"\1", text[1:-1] if text.endswith('"') and len(text) > 1 else text[1:])
+        if text.isascii() and "=?" not in text and len(text) < _MAX_LINE - len(key) - 10:
+            parts.append(f'{key}="{_quoted(text)}"')
+            continue
+        data = text.encode("utf-8")
+        chunks = [urllib.parse.quote(data[start : start + _PARAMETER_CHUNK], safe=_ATTRIBUTE_CHARS)
+                  for start in range(0, len(data), _PARAMETER_CHUNK)]
+        if len(chunks) == 1:
+            parts.append(f"{key}*=utf-8''{chunks[0]}")
+            continue
+        parts.extend(f"{key}*{index}*=" + ("utf-8''" if index == 0 else "") + chunk
+                     for index, chunk in enumerate(chunks))
+    return (";" + newline.decode("ascii") + " ").join(parts).encode("ascii")
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _has_overlong_line(raw: bytes) -> bool:
@@ -220,6 +320,8 @@ def rewrite_header_block(split: SplitMessage, plan: RewritePlan) -> bytes:
         line = _kept_field(header, rule, plan, hidden, newline)
         if line:
             lines.append(line)
+        elif key == "date":
+            seen.discard(key)  # a Date that could not be kept: the relay writes its own
     if "subject" not in seen and plan.subject is not None:
         lines.append(_text_field("Subject", _mask(plan.subject, hidden, plan.from_address), newline))
     if "date" not in seen:

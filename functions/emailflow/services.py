@@ -47,6 +47,26 @@ def register_service(directory: Directory, codebook: CodeBook, addresses: Sequen
     raise RuntimeError("could not draw an unused service code")
 
 
+def find_service(directory: Directory, addressing: RelayAddressing, codebook: CodeBook,
+                 code_or_address: str) -> Service:
+    """The service named by its code or by its public relay address (any case, ``+tag`` allowed).
+
+    The text goes through the same keyed check as mail does, so a mistyped code is reported without a read.
+    """
+    text = code_or_address.strip()
+    if "@" in text:
+        parsed = addressing.parse(text, codebook)
+        code = parsed.code if parsed is not None and parsed.kind is CodeKind.SERVICE else None
+    else:
+        code = codebook.verify(CodeKind.SERVICE, text.removeprefix(f"{addressing.service_prefix}-"))
+    if code is None:
+        raise ServiceError("not a service code or service address of this relay")
+    service = directory.get_service(code)
+    if service is None:
+        raise ServiceError("no such service")
+    return service
+
+
 def set_service_status(directory: Directory, code: str, status: ServiceStatus) -> Service:
     service = directory.get_service(code)
     if service is None:

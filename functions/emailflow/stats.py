@@ -46,6 +46,8 @@ class ServiceStats:
     service_messages: int
     auto_replies: int
     delivered: int
+    contact_details: int
+    """Messages whose text showed an e-mail address or phone number (only counted when the signal is on)."""
 
     def as_dict(self) -> dict[str, object]:
         return {field: getattr(self, field) for field in self.__slots__}
@@ -73,6 +75,7 @@ def service_stats(service_code: str, pairs: Iterable[Pair], now: int, since: int
         service_messages=sum(pair.service_messages for pair in chosen),
         auto_replies=sum(pair.service_auto_replies for pair in chosen),
         delivered=sum(pair.delivered_to_service + pair.delivered_to_user for pair in chosen),
+        contact_details=sum(pair.contact_details_messages for pair in chosen),
     )
 
 

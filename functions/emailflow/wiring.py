@@ -1,6 +1,7 @@
 """Wires the adapters to the use cases, once per container (cold start), from ``Settings``.
 
-Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto.
+Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto. Operator
+commands call ``operations(settings)`` with settings of their own (from a stack's outputs, not the environment).
 
 The relay and the bounces function share this module, so what only one of them needs is imported where it is
 wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (notices, SES
@@ -11,6 +12,7 @@ deployments never configure. Every module imported at the top of a handler is pa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -66,8 +68,10 @@ def relay_context() -> RelayContext:
         spam_policy=SpamPolicy(settings.spam_policy),
         notices_per_sender_per_hour=settings.notices_per_sender_per_hour,
         pair_messages_per_minute=settings.pair_messages_per_minute,
+        sender_messages_per_hour=settings.sender_messages_per_hour,
         noreply_local_part=settings.noreply_local_part,
         oversize_link_seconds=settings.oversize_link_hours * 3600,
+        off_platform_signal=settings.off_platform_signal,
     )
 
 
@@ -97,6 +101,23 @@ def marketplace_publisher() -> EventBridgePublisher | None:
     from emailflow.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415 - only with a bus (docstring)
 
     return EventBridgePublisher(bus)
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """What operator commands (the CLI, local mode, the demo) need to manage services of one deployment."""
+
+    settings: Settings
+    addressing: RelayAddressing
+    directory: DynamoDirectory
+    codebook: CodeBook
+
+
+def operations(settings: Settings) -> Operations:
+    """Adapters for ``settings``' deployment. Not cached: a command builds it once; it reads the code secret."""
+    return Operations(settings=settings, addressing=addressing(settings),
+                      directory=DynamoDirectory(settings.table_name),
+                      codebook=CodeBook(load_keyring(settings.code_secret_arn)))
 
 
 def reset() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,3 +44,16 @@ def bounces_handler(stack: LocalStack) -> Callable[[dict[str, Any], Any], dict[s
     from bounces.app import handler
 
     return handler
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What the package's Powertools Logger writes from now on: its handler's stream swapped for a buffer (the
+    handler keeps the stream it had when the Logger was made, often a capture file of an earlier test)."""
+    from emailflow.observability import logger
+
+    handler = logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    handler.setStream(previous)  # type: ignore[attr-defined]

@@ -97,6 +97,10 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
         call("allow_notice", "digest-a", 7, 3, START + 7200)
     call("allow_notice", "digest-a", 8, 3, START + 7200)
     call("allow_notice", "digest-b", 7, 3, START + 7200)
+    for _ in range(3):
+        call("allow_sender_message", "digest-a", 7, 2, START + 7200)
+    call("allow_sender_message", "digest-a", 8, 2, START + 7200)
+    call("allow_sender_message", "digest-a-unverified", 7, 2, START + 7200)
     # feedback on a sent message (the bounces handler's calls)
     fed = SentMessage("ses1", Direction.TO_SERVICE, "s1", "u1", "u@x.example", "<a@b>", "m1", START,
                       recipient_address="o@x.example", user_address="u@x.example", recipient_name="S")
@@ -130,6 +134,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 66
+    assert len(real_results) == len(fake_results) == 71
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

@@ -220,8 +220,22 @@ def test_policy_too_many_received_hops_is_a_loop(relay: RelayHarness) -> None:
     assert _outcome(relay.deliver(raw, [address], USER)) == ("rejected", "loop")
 
 
-def test_policy_ping_pong_between_responders_is_rate_limited(relay: RelayHarness) -> None:
-    # Given a conversation in which two auto-responders answer each other
+def test_policy_ping_pong_between_responders_is_rate_limited(relay: RelayHarness,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a relay whose clock stands still (the budget is per wall-clock minute: a slow machine must not cross one)
+    import importlib
+    from dataclasses import replace
+
+    from emailflow import wiring
+    from emailflow.adapters.dynamodb import DynamoDirectory
+    from emailflow.config import get_settings
+
+    frozen = 1_800_000_030.0
+    context = replace(wiring.relay_context(), clock=lambda: frozen,
+                      directory=DynamoDirectory(get_settings().table_name, clock=lambda: frozen))
+    monkeypatch.setattr(importlib.import_module("relay.app"), "relay_context", lambda: context)
+
+    # And a conversation in which two auto-responders answer each other
     _, user_address = _conversation(relay)
     ooo = load_eml("out_of_office.eml", {"user-placeholder@relay.example": user_address})
 

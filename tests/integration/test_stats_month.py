@@ -103,3 +103,26 @@ def test_stats_month_of_conversations_gives_exact_figures(relay: RelayHarness, c
     duplicates = sum(len(line.get("DuplicatesSkipped", [])) for line in lines)
     assert (started, first_replies, auto_replies, duplicates) == (15, 10, 5, 3)
     assert response_times == sorted(float(delay) for answers in delays.values() for delay in answers if delay)
+
+
+def test_stats_off_platform_signal_counts_contact_details(relay: RelayHarness, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the off-platform signal switched on, and a conversation
+    monkeypatch.setenv("EMAILFLOW_OFF_PLATFORM_SIGNAL", "true")
+    wiring.reset()
+    service, address = relay.register(["owner@flats.example"], "Flats")
+    clean = load_eml("user_first_message.eml", {"service-placeholder@relay.example": address})
+    relay.deliver(clean, [address], "jane.doe@real-user.example")
+    capsys.readouterr()
+
+    # When the user sends a phone number in the next message
+    tempting = clean.replace(b"We are two adults and a dog.", b"Call me on +44 20 7946 0958 instead.")
+    relay.deliver(tempting, [address], "jane.doe@real-user.example")
+
+    # Then the message was relayed unchanged, counted once on the pair and in the metric
+    assert b"+44 20 7946 0958" in relay.sent()[-1].raw
+    [pair] = wiring.directory().list_pairs(service.code)
+    assert (pair.user_messages, pair.contact_details_messages) == (2, 1)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert sum(len(line.get("ContactDetailsShared", [])) for line in lines) == 1
+    assert service_stats(service.code, [pair], MONTH_START).contact_details == 1

@@ -93,6 +93,8 @@ class InMemoryDirectory:
         """(service code, user address, minute) -> messages relayed in the pair that minute."""
         self.notices: dict[tuple[str, int], int] = {}
         """(sender key, hour) -> error mails sent."""
+        self.sender_messages: dict[tuple[str, int], int] = {}
+        """(sender key, hour) -> messages counted against the sender's budget."""
         self.health: dict[str, AddressHealth] = {}
         """address -> delivery health (the ADDR items)."""
         self.feedback: dict[str, dict[str, object]] = {}
@@ -288,6 +290,8 @@ class InMemoryDirectory:
             updated = replace(stored, last_service_message_at=now, service_messages=stored.service_messages + 1,
                               first_reply_at=stored.first_reply_at if stored.first_reply_at is not None else now,
                               awaiting_reply_since=None)
+        if sent.contact_details:  # ADD contact_details_messages :one
+            updated = replace(updated, contact_details_messages=updated.contact_details_messages + 1)
         # An unconditional update: creates the delivery item for an alias claim, expires_at if_not_exists.
         item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.SENT, delivery_expires_at))
         item.state, item.ses_message_id = DeliveryState.SENT, sent.ses_message_id
@@ -366,12 +370,19 @@ class InMemoryDirectory:
         return True
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
-        # ADD count :one, conditional on count < limit (expiry is by window: a new hour is a new item)
-        count = self.notices.get((sender_key, window), 0)
-        if count >= limit:
-            return False
-        self.notices[(sender_key, window)] = count + 1
-        return True
+        return _count_within(self.notices, (sender_key, window), limit)
+
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        return _count_within(self.sender_messages, (sender_key, window), limit)
+
+
+def _count_within(counters: dict[tuple[str, int], int], key: tuple[str, int], limit: int) -> bool:
+    """ADD count :one, conditional on count < limit (expiry is by window: a new hour is a new item)."""
+    count = counters.get(key, 0)
+    if count >= limit:
+        return False
+    counters[key] = count + 1
+    return True
 
 
 @dataclass(frozen=True)

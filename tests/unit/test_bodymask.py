@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -425,10 +424,7 @@ def test_mask_addresses_survives_a_depth_bomb() -> None:
     raw = _nested(1000, b"On Tue, Jane Doe <jane.doe@real-user.example> wrote:")
 
     # When it is masked
-    started = time.perf_counter()
     masked = _mask(raw, JANE)
-    elapsed = time.perf_counter() - started
 
-    # Then it neither recurses without bound nor crashes: the part beyond max_depth is left as it is, quickly
+    # Then it neither recurses without bound nor crashes: the part beyond max_depth is left as it is
     assert masked is None
-    assert elapsed < 1.0

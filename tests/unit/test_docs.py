@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from emailflow.local.template import load_template
 from emailflow.outcomes import Reason
 from emailflow.rewrite import HEADER_RULES
 
@@ -22,3 +24,18 @@ def test_docs_outcomes_lists_every_reason() -> None:
     text = (DOCS / "outcomes.md").read_text()
     for reason in Reason:
         assert f"`{reason.value}`" in text, reason
+
+
+def test_docs_deploy_describes_every_template_parameter() -> None:
+    # Given the deploy guide and the template, Then every parameter is in the guide's table
+    text = (DOCS / "deploy.md").read_text()
+    for parameter in load_template()["Parameters"]:
+        assert f"`{parameter}`" in text, parameter
+
+
+def test_docs_deploy_reads_only_outputs_the_template_has() -> None:
+    # Given the outputs the deploy guide's commands read (`out <Key>` and OutputKey=='<Key>'), Then each exists
+    text = (DOCS / "deploy.md").read_text()
+    named = set(re.findall(r"\bout (\w+)", text)) | set(re.findall(r"OutputKey=='(\w+)'", text))
+    assert named
+    assert named <= set(load_template()["Outputs"])

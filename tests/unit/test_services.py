@@ -7,7 +7,7 @@ import pytest
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, CodeKind
 from emailflow.model import Service, ServiceStatus
-from emailflow.services import ServiceError, register_service, service_address, set_service_status
+from emailflow.services import ServiceError, find_service, register_service, service_address, set_service_status
 from tests.support.fakes import KEYRING, START, FakeClock, InMemoryDirectory, ScriptedCodeBook
 
 OWNER = "owner@holiday-flats.example"
@@ -183,3 +183,41 @@ def test_service_address_is_relay_address_of_service_code(directory: InMemoryDir
 
     # Then it is service-<code>@ the relay domain
     assert address == f"service-{service.code}@relay.example"
+
+
+@pytest.mark.parametrize("spelling", [
+    "{code}", "{CODE}", "service-{code}", "service-{code}@relay.example", "Service-{CODE}+july@Relay.Example",
+], ids=["code", "upper-case-code", "local-part", "address", "tagged-address"])
+def test_find_service_by_code_or_address(directory: InMemoryDirectory, codebook: CodeBook, spelling: str) -> None:
+    # Given a registered service
+    service = register_service(directory, codebook, [OWNER], "Holiday Flats")
+
+    # When it is looked up by its code or its public address, however written
+    found = find_service(directory, RelayAddressing("relay.example"), codebook,
+                         spelling.format(code=service.code, CODE=service.code.upper()))
+
+    # Then it is that service
+    assert found == service
+
+
+@pytest.mark.parametrize("kind", ["guess", "user-code", "other-domain"])
+def test_find_service_rejects_what_is_not_a_service_code_without_reading(codebook: CodeBook, kind: str) -> None:
+    # Given a guessed code, a genuine user code, or a service code in another domain
+    directory = InMemoryDirectory()
+    genuine = codebook.new_code(CodeKind.SERVICE)
+    text = {"guess": genuine[:-1] + ("0" if genuine[-1] != "0" else "1"),
+            "user-code": f"user-{codebook.new_code(CodeKind.USER)}@relay.example",
+            "other-domain": f"service-{genuine}@elsewhere.example"}[kind]
+
+    # When it is looked up, Then it is refused before the directory is read
+    with pytest.raises(ServiceError, match="not a service code"):
+        find_service(directory, RelayAddressing("relay.example"), codebook, text)
+    assert directory.reads == 0
+
+
+def test_find_service_reports_unknown_genuine_code(directory: InMemoryDirectory, codebook: CodeBook) -> None:
+    # Given a genuine code no service was registered under
+
+    # When it is looked up, Then it is reported as unknown
+    with pytest.raises(ServiceError, match="no such service"):
+        find_service(directory, RelayAddressing("relay.example"), codebook, codebook.new_code(CodeKind.SERVICE))

@@ -21,14 +21,20 @@ import botocore.session
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
 
-# Standard retry mode: exponential back-off with jitter on throttling and 5xx, 3 attempts in all.
+# Standard retry mode: exponential back-off with jitter on throttling, 5xx and transient network errors. botocore's
+# ``max_attempts`` counts retries: 3 retries, up to 4 attempts in all.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+# SendEmail is not idempotent: botocore would repeat it after a read time-out, when SES may already have sent the
+# mail. The SES adapter retries only what is safe to repeat (``adapters.sesv2``).
+_NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+_CONFIGS = {"sesv2": _NO_RETRIES}
 
 _lock = threading.Lock()
 _session: botocore.session.Session | None = None
@@ -44,7 +50,8 @@ def _client(service_name: str) -> Any:
         if service_name not in _clients:
             if _session is None:
                 _session = botocore.session.get_session()
-            _clients[service_name] = _session.create_client(service_name, config=_CONFIG)
+            config = _CONFIGS.get(service_name, _CONFIG)
+            _clients[service_name] = _session.create_client(service_name, config=config)
         return _clients[service_name]
 
 
@@ -70,6 +77,11 @@ def secretsmanager_client() -> SecretsManagerClient:
 
 def events_client() -> EventBridgeClient:
     client: EventBridgeClient = _client("events")
+    return client
+
+
+def cloudformation_client() -> CloudFormationClient:
+    client: CloudFormationClient = _client("cloudformation")
     return client
 
 

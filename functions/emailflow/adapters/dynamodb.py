@@ -11,6 +11,7 @@
 | ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
 | pair rate        | ``RATE#<svc>#<addr>``| ``<unix minute>``    |
 | notice budget    | ``NOTICE#<digest>`` | ``<unix hour>``       |
+| sender budget    | ``SENDER#<digest>`` | ``<unix hour>``       |
 | address health   | ``ADDR#<address>``  | ``ADDR``              |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
@@ -20,6 +21,7 @@ the expiry themselves.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
+SERVICES_INDEX = "services"
+"""The sparse GSI (``listing``, ``created_at``) over service items (template.yaml)."""
 _MAX_BATCH_ATTEMPTS = 5
 
 
@@ -67,8 +71,9 @@ def delivery_key(delivery: DeliveryKey) -> Item:
 
 
 def claim_attribute(delivery: DeliveryKey) -> str:
-    """The attribute of an alias item that holds the open claim of one delivery of mail to its user code (value:
-    the claim's expiry). Set by ``claim_for_user_code``, removed when the delivery is closed or given back."""
+    """The attribute of an alias item that holds the open claim of one delivery of mail to its user code (a map:
+    the claim's ``expires_at`` and its ``attempt`` token). Set by ``claim_for_user_code``, removed when the delivery
+    is closed or given back."""
     return f"claim#{delivery.inbound_message_id}#{delivery.recipient}"
 
 
@@ -88,6 +93,11 @@ def address_key(address: str) -> Item:
 
 def notice_key(sender_key: str, window: int) -> Item:
     return {"pk": {"S": f"NOTICE#{sender_key}"}, "sk": {"S": str(window)}}
+
+
+def sender_budget_key(sender_digest: str, window: int) -> Item:
+    """Messages one sender wrote to services during one hour: the per-sender rate limit."""
+    return {"pk": {"S": f"SENDER#{sender_digest}"}, "sk": {"S": str(window)}}
 
 
 def copy_key(original_message_id: str, recipient_key: str) -> Item:
@@ -125,6 +135,12 @@ _PAIR_UPDATES: Mapping[tuple[Direction, bool], str] = {
 """The pair's figures, updated in the transaction that closes a delivery: atomic, never read-modify-write."""
 
 
+def _is_attempt(item: object, attempt: str) -> bool:
+    """Whether a claim item (as returned with a failed condition) was written by the claim call ``attempt``."""
+    value = item.get("attempt") if isinstance(item, Mapping) else None
+    return isinstance(value, Mapping) and value.get("S") == attempt
+
+
 def _feedback_state(item: Item, name: str) -> FeedbackState | None:
     value = _s(item, name)
     return None if value is None else FeedbackState(value)
@@ -146,6 +162,7 @@ def _service_item(service: Service) -> Item:
     return {
         **service_key(service.code),
         "kind": {"S": "service"},
+        "listing": {"S": "service"},
         "addresses": {"L": [{"S": address} for address in service.addresses]},
         "display_name": {"S": service.display_name},
         "status": {"S": service.status.value},
@@ -168,6 +185,7 @@ def _pair_from(item: Item, service_code: str) -> Pair:
         last_user_message_at=_n(item, "last_user_message_at"),
         last_service_message_at=_n(item, "last_service_message_at"),
         user_auto_replies=_n(item, "user_auto_replies") or 0,
+        contact_details_messages=_n(item, "contact_details_messages") or 0,
         service_auto_replies=_n(item, "service_auto_replies") or 0,
         delivered_to_service=_n(item, "delivered_to_service") or 0,
         delivered_to_user=_n(item, "delivered_to_user") or 0,
@@ -190,6 +208,31 @@ def _sent_from(item: Item) -> SentMessage:
         user_address=_s(item, "user_address") or "",
         recipient_name=_s(item, "recipient_name") or "",
     )
+
+
+class _Once:
+    """Runs a transaction whose first item carries the once-only condition: ``applied`` is False when exactly that
+    condition failed (the effect was applied before); any other failure becomes a ``RelayFault``."""
+
+    def __init__(self) -> None:
+        self.applied = False
+
+    def __enter__(self) -> _Once:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> bool:
+        if error is None:
+            self.applied = True
+            return False
+        if isinstance(error, ClientError):
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if error.response["Error"]["Code"] == "TransactionCanceledException" and reasons[:1] == [
+                    "ConditionalCheckFailed"]:
+                return True
+            raise RelayFault(f"DynamoDB transaction failed: {reasons or error.response['Error']['Code']}") from error
+        if isinstance(error, BotoCoreError):
+            raise RelayFault("DynamoDB transaction failed") from error
+        return False
 
 
 class DynamoDirectory:
@@ -229,11 +272,13 @@ class DynamoDirectory:
                    ExpressionAttributeValues={":status": {"S": service.status.value}})
 
     def list_services(self) -> list[Service]:
-        """Every service (a scan filtered to service items: an operator command, not a hot path)."""
+        """Every service, oldest first: one Query on the sparse ``services`` index (only service items carry
+        ``listing``), never a scan of the table."""
         services: list[Service] = []
-        paginator = self._client.get_paginator("scan")
-        for page in paginator.paginate(TableName=self._table, FilterExpression="kind = :kind",
-                                       ExpressionAttributeValues={":kind": {"S": "service"}}):
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self._table, IndexName=SERVICES_INDEX,
+                                       KeyConditionExpression="listing = :service",
+                                       ExpressionAttributeValues={":service": {"S": "service"}}):
             services.extend(_service_from(item) for item in page.get("Items", []))
         return sorted(services, key=lambda service: (service.created_at, service.code))
 
@@ -272,14 +317,20 @@ class DynamoDirectory:
         read of the alias, a read of the rest and a claim were three (docs/store.md).
         """
         now = int(self._clock())
+        # A token per claim call, as in ``claim_delivery``: when botocore repeats this write after its answer was
+        # lost, the repeat fails its condition on the claim the first try wrote, and the token shows it is ours.
+        attempt = secrets.token_hex(8)
+        claim = claim_attribute(delivery)
         try:
             response = self._client.update_item(
-                TableName=self._table, Key=alias_key(user_code), UpdateExpression="SET #claim = :expires",
+                TableName=self._table, Key=alias_key(user_code), UpdateExpression="SET #claim = :claim",
                 # Only on an existing alias: an unknown code creates nothing. An expired claim (TTL does not apply
                 # to attributes) is as good as none, as for delivery items.
-                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#claim) OR #claim <= :now)",
-                ExpressionAttributeNames={"#claim": claim_attribute(delivery)},
-                ExpressionAttributeValues={":expires": _num(expires_at), ":now": _num(now)},
+                ConditionExpression="attribute_exists(pk) AND "
+                                    "(attribute_not_exists(#claim) OR #claim.#expires <= :now)",
+                ExpressionAttributeNames={"#claim": claim, "#expires": "expires_at"},
+                ExpressionAttributeValues={":claim": {"M": {"expires_at": _num(expires_at), "attempt": {"S": attempt}}},
+                                           ":now": _num(now)},
                 ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -287,7 +338,9 @@ class DynamoDirectory:
             old: Item | None = exc.response.get("Item")  # type: ignore[assignment]
             if old is None:
                 return UserCodeClaim(None)
-            return UserCodeClaim(ClaimResult.DUPLICATE, str(old["service_code"]["S"]), str(old["user_address"]["S"]))
+            result = ClaimResult.CLAIMED if _is_attempt(old.get(claim, {}).get("M"), attempt) else \
+                ClaimResult.DUPLICATE
+            return UserCodeClaim(result, str(old["service_code"]["S"]), str(old["user_address"]["S"]))
         except BotoCoreError as exc:
             raise RelayFault("could not claim the delivery") from exc
         alias = response["Attributes"]
@@ -341,20 +394,29 @@ class DynamoDirectory:
     # -- relay writes ---------------------------------------------------------------------------------------
 
     def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+        # Each claim carries a token of its own: when botocore repeats the write after an answer was lost, the
+        # repeat fails its condition on the item the first try wrote, and the token shows that item is ours
+        # (without it the repeat reads as a duplicate, nothing is sent, and the message is lost).
+        attempt = secrets.token_hex(8)
         claim: dict[str, Any] = {
             "TableName": self._table,
             "Item": {**delivery_key(delivery), "state": {"S": DeliveryState.IN_PROGRESS.value},
-                     "claimed_at": _num(int(self._clock())), "expires_at": _num(expires_at)},
+                     "claimed_at": _num(int(self._clock())), "expires_at": _num(expires_at),
+                     "attempt": {"S": attempt}},
             # An expired claim (TTL not yet applied) is as good as none.
             "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
             "ExpressionAttributeValues": {":now": _num(int(self._clock()))},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if new_pair is None:
             try:
                 self._client.put_item(**claim)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                    return ClaimResult.DUPLICATE
+                    return ClaimResult.CLAIMED if _is_attempt(exc.response.get("Item"), attempt) else \
+                        ClaimResult.DUPLICATE
+                raise RelayFault("could not claim the delivery") from exc
+            except BotoCoreError as exc:
                 raise RelayFault("could not claim the delivery") from exc
             return ClaimResult.CLAIMED
         pair_item = {
@@ -378,12 +440,18 @@ class DynamoDirectory:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise RelayFault("could not create the pair") from exc
-            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            cancelled = exc.response.get("CancellationReasons", [])
+            reasons = [reason.get("Code") for reason in cancelled]
             if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
-                return ClaimResult.DUPLICATE
+                # All or nothing: a claim with our token means this very transaction was applied before (DynamoDB
+                # replays a repeat with the same ClientRequestToken as a success; this covers a store that does not).
+                return ClaimResult.CLAIMED if _is_attempt(cancelled[2].get("Item"), attempt) else \
+                    ClaimResult.DUPLICATE
             if len(reasons) == 3 and reasons[0] == "ConditionalCheckFailed":
                 return ClaimResult.PAIR_EXISTS
             raise RelayFault(f"pair creation cancelled: {reasons}") from exc
+        except BotoCoreError as exc:
+            raise RelayFault("could not create the pair") from exc
         return ClaimResult.CLAIMED
 
     def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
@@ -454,6 +522,8 @@ class DynamoDirectory:
             close["ExpressionAttributeValues"][":expires"] = _num(delivery_expires_at)
         if sent.direction is Direction.TO_USER:  # mail to a user code was claimed on the pair's alias item
             writes.append(self._claim_removal(delivery, pair.user_code))
+        if sent.contact_details:  # every expression above ends in its ADD clause
+            update += ", contact_details_messages :one"
         self._call(self._client.transact_write_items, TransactItems=[
             {"Update": close},
             *writes,
@@ -469,9 +539,17 @@ class DynamoDirectory:
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         """One conditional ADD: counts the notice and refuses it once ``limit`` notices went out in ``window``."""
+        return self._count_within(notice_key(sender_key, window), limit, expires_at, "notice")
+
+    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
+        """One conditional ADD: counts a message of ``sender_key`` and refuses it once ``limit`` were counted in
+        ``window``."""
+        return self._count_within(sender_budget_key(sender_key, window), limit, expires_at, "sender message")
+
+    def _count_within(self, key: Item, limit: int, expires_at: int, what: str) -> bool:
         try:
             self._client.update_item(
-                TableName=self._table, Key=notice_key(sender_key, window),
+                TableName=self._table, Key=key,
                 UpdateExpression="ADD #count :one SET expires_at = :expires",
                 ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
                 ExpressionAttributeNames={"#count": "count"},
@@ -479,7 +557,9 @@ class DynamoDirectory:
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
-            raise RelayFault("could not count the notice") from exc
+            raise RelayFault(f"could not count the {what}") from exc
+        except BotoCoreError as exc:
+            raise RelayFault(f"could not count the {what}") from exc
         return True
 
     # -- feedback (bounces handler) --------------------------------------------------------------------------
@@ -532,7 +612,9 @@ class DynamoDirectory:
                     "ConditionExpression": "attribute_exists(pk)",
                     "ExpressionAttributeNames": {"#address": address},
                     "ExpressionAttributeValues": {":reason": {"S": undeliverable_reason}}}})
-        return self._transact_once(writes)
+        with _Once() as once:
+            self._client.transact_write_items(TransactItems=writes)
+        return once.applied
 
     def set_bounce_state(self, ses_message_id: str, state: FeedbackState) -> None:
         self._call(self._client.update_item, TableName=self._table, Key=sent_key(ses_message_id),
@@ -540,33 +622,38 @@ class DynamoDirectory:
 
     def record_complaint(self, sent: SentMessage, reason: str, now: int) -> bool:
         """Suspend the pair in the direction the complaint was about, once. False if recorded before."""
-        return self._transact_once([
-            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
-                        "UpdateExpression": "SET complaint = :done, complaint_at = :now",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(complaint)",
-                        "ExpressionAttributeValues": {":done": {"S": FeedbackState.DONE.value}, ":now": _num(now)}}},
-            {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
-                        "UpdateExpression": "SET suspended.#direction = :reason",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeNames": {"#direction": sent.direction.value},
-                        "ExpressionAttributeValues": {":reason": {"S": reason}}}},
-        ])
+        with _Once() as once:
+            self._client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                            "UpdateExpression": "SET complaint = :done, complaint_at = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(complaint)",
+                            "ExpressionAttributeValues": {":done": {"S": FeedbackState.DONE.value},
+                                                          ":now": _num(now)}}},
+                {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
+                            "UpdateExpression": "SET suspended.#direction = :reason",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#direction": sent.direction.value},
+                            "ExpressionAttributeValues": {":reason": {"S": reason}}}},
+            ])
+        return once.applied
 
     def record_delivery(self, sent: SentMessage, address: str, now: int) -> bool:
         """Count a delivery once, on the pair and the address (which also ends a run of transient bounces)."""
         counter = "delivered_to_service" if sent.direction is Direction.TO_SERVICE else "delivered_to_user"
-        return self._transact_once([
-            {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
-                        "UpdateExpression": "SET delivered_at = :now",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(delivered_at)",
-                        "ExpressionAttributeValues": {":now": _num(now)}}},
-            {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
-                        "UpdateExpression": f"ADD {counter} :one", "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {":one": _num(1)}}},
-            {"Update": {"TableName": self._table, "Key": address_key(address),
-                        "UpdateExpression": "SET transient_bounces = :zero, last_delivered_at = :now",
-                        "ExpressionAttributeValues": {":zero": _num(0), ":now": _num(now)}}},
-        ])
+        with _Once() as once:
+            self._client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self._table, "Key": sent_key(sent.ses_message_id),
+                            "UpdateExpression": "SET delivered_at = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(delivered_at)",
+                            "ExpressionAttributeValues": {":now": _num(now)}}},
+                {"Update": {"TableName": self._table, "Key": pair_key(sent.service_code, sent.user_address),
+                            "UpdateExpression": f"ADD {counter} :one", "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeValues": {":one": _num(1)}}},
+                {"Update": {"TableName": self._table, "Key": address_key(address),
+                            "UpdateExpression": "SET transient_bounces = :zero, last_delivered_at = :now",
+                            "ExpressionAttributeValues": {":zero": _num(0), ":now": _num(now)}}},
+            ])
+        return once.applied
 
     def clear_address(self, address: str, service_codes: list[str]) -> None:
         """An operator lifts a bounce suppression: the address item, and its mirror on the named services."""
@@ -575,20 +662,6 @@ class DynamoDirectory:
             self._call(self._client.update_item, TableName=self._table, Key=service_key(code),
                        UpdateExpression="REMOVE undeliverable.#address", ConditionExpression="attribute_exists(pk)",
                        ExpressionAttributeNames={"#address": address})
-
-    def _transact_once(self, writes: list[Any]) -> bool:
-        """Run a transaction whose first write is the once-only condition; False when that condition failed."""
-        try:
-            self._client.transact_write_items(TransactItems=writes)
-        except ClientError as exc:
-            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
-            if exc.response["Error"]["Code"] == "TransactionCanceledException" and reasons[:1] == [
-                    "ConditionalCheckFailed"]:
-                return False
-            raise RelayFault(f"DynamoDB transaction failed: {reasons or exc.response['Error']['Code']}") from exc
-        except BotoCoreError as exc:
-            raise RelayFault("DynamoDB transaction failed") from exc
-        return True
 
     # -- plumbing -------------------------------------------------------------------------------------------
 

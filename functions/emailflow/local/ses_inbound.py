@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
-from emailflow.config import Settings
 from emailflow.message import InboundHeaders, split_message
+from emailflow.observability import logger
 
 PASS_VERDICTS: Mapping[str, str] = {"spam": "PASS", "virus": "PASS", "spf": "PASS", "dkim": "PASS", "dmarc": "PASS"}
 
@@ -66,16 +64,21 @@ def receipt_event(raw: bytes, message_id: str, recipients: Sequence[str], envelo
 
 @dataclass(frozen=True)
 class LocalInbound:
-    """SES's inbound half: S3 action, then Lambda action (the handler, called in-process)."""
+    """SES's inbound half: the receipt rule's S3 action (store the raw mail under its new message id), then its
+    Lambda action (``lambda_action``, e.g. an in-process asynchronous invocation of the relay handler)."""
 
-    settings: Settings
-    relay_handler: Callable[[dict[str, Any], Any], dict[str, Any]]
-    lambda_context: Any
+    bucket: str
+    prefix: str
+    lambda_action: Callable[[dict[str, Any]], Any]
+    s3: Any
+    """An S3 client of the emulator."""
+    verdicts: Mapping[str, str] = field(default_factory=lambda: dict(PASS_VERDICTS))
 
-    def receive(self, raw: bytes, recipients: Sequence[str], envelope_sender: str,
-                verdicts: Mapping[str, str] = PASS_VERDICTS) -> dict[str, Any]:
+    def receive(self, raw: bytes, recipients: Sequence[str], envelope_sender: str) -> str:
+        """Store ``raw`` and run the Lambda action with one receipt event for all ``recipients``; returns the
+        message id (the S3 object name)."""
         message_id = new_message_id()
-        boto3.client("s3").put_object(Bucket=self.settings.inbound_bucket,
-                                      Key=f"{self.settings.inbound_prefix}{message_id}", Body=raw)
-        event = receipt_event(raw, message_id, recipients, envelope_sender, verdicts)
-        return self.relay_handler(event, self.lambda_context)
+        self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}{message_id}", Body=raw)
+        logger.info("inbound message stored", inbound_message_id=message_id, recipients=len(recipients))
+        self.lambda_action(receipt_event(raw, message_id, recipients, envelope_sender, self.verdicts))
+        return message_id

@@ -1,19 +1,33 @@
 """Create the template's resources on an AWS emulator (moto, in-process or as a server) and give back the
 environment the functions would get. One piece of code for local mode, the demo and the tests.
 
-It calls boto3 directly: it plays CloudFormation's part for local mode, outside the Lambda code path.
+It calls boto3 directly: it plays CloudFormation's part for local mode, outside the Lambda code path. The stack's
+outputs are the template's own ``Outputs``, resolved against what was created, and can be registered in the
+emulator's CloudFormation (``register_stack``) so that the operator CLI finds them as it finds a real stack's.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import secrets
-from collections.abc import Mapping
+import sys
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from emailflow.local.template import Resolver, load_template, parameter_defaults, resources_of_type
+from emailflow.local.template import (
+    Resolver,
+    default_template_path,
+    load_template,
+    parameter_defaults,
+    resources_of_type,
+)
+from emailflow.observability import logger
 
 ACCOUNT_ID = "123456789012"
 """moto's default account."""
@@ -36,6 +50,41 @@ class LocalStack:
         own_env = function.get("Environment", {}).get("Variables", {})
         resolver = Resolver(self.refs, self.attributes)
         return {name: str(resolver.resolve(value)) for name, value in {**globals_env, **own_env}.items()}
+
+    def outputs(self) -> dict[str, str]:
+        """The template's ``Outputs``, resolved. An output that refers to something local mode does not create is
+        left out with a warning (the CLI names any output it needs and misses)."""
+        resolver = Resolver(self.refs, self.attributes)
+        resolved: dict[str, str] = {}
+        for key, output in self.template.get("Outputs", {}).items():
+            try:
+                resolved[key] = str(resolver.resolve(output["Value"]))
+            except KeyError as exc:
+                logger.warning("stack output not available locally", output=key, missing=str(exc))
+        return resolved
+
+    def function_setting(self, logical_id: str, *path: str) -> Any:
+        """A property of a function (``"EventInvokeConfig", "MaximumRetryAttempts"``), Globals as fallback;
+        None when neither sets it."""
+        for scope in (self.template["Resources"][logical_id].get("Properties", {}),
+                      self.template.get("Globals", {}).get("Function", {})):
+            value: Any = scope
+            for key in path:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            if value is not None:
+                return value
+        return None
+
+    def function_handler(self, logical_id: str, template_path: Path | None = None) -> Callable[..., Any]:
+        """Import a function's handler the way Lambda does: ``CodeUri`` is the root of the import path and
+        ``Handler`` names ``module.attribute``."""
+        code_uri = self.function_setting(logical_id, "CodeUri") or "."
+        root = str(((template_path or default_template_path()).parent / str(code_uri)).resolve())
+        if root not in sys.path:
+            sys.path.append(root)  # appended: a checkout already on the path (tests, make) keeps precedence
+        module_name, _, attribute = str(self.function_setting(logical_id, "Handler")).rpartition(".")
+        handler: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+        return handler
 
 
 def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any] | None = None,
@@ -99,6 +148,40 @@ def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any]
         attributes[f"{logical_id}.QueueName"] = name
         created.append(logical_id)
 
+    created.extend(_create_topics(session, document, physical, refs, attributes))
+
+    created.extend(_create_ses(session, document, physical, resolver, refs))
+
+    return LocalStack(template=document, refs=refs, attributes=attributes, region=region, created=created)
+
+
+def _create_topics(session: boto3.session.Session, document: Mapping[str, Any], physical: Callable[[str], str],
+                   refs: dict[str, str], attributes: dict[str, str]) -> list[str]:
+    """Create the template's SNS topics (SES events, alarms); returns their logical ids. Local mode publishes SES
+    events itself, but a function that names a topic in its environment resolves it through ``refs``."""
+    sns = session.client("sns")
+    created: list[str] = []
+    for logical_id in resources_of_type(document, "AWS::SNS::Topic"):
+        name = physical(logical_id)
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        refs[logical_id] = arn
+        attributes[f"{logical_id}.TopicArn"] = arn
+        attributes[f"{logical_id}.TopicName"] = name
+        created.append(logical_id)
+    return created
+
+
+def _create_ses(session: boto3.session.Session, document: Mapping[str, Any], physical: Callable[[str], str],
+                resolver: Resolver, refs: dict[str, str]) -> list[str]:
+    """SES: the receipt rule set (stored, never executed: local mode's SMTP server receives), the configuration
+    sets and the domain identity (moto sends only From a known identity)."""
+    created: list[str] = []
+    ses = session.client("ses")
+    for logical_id in resources_of_type(document, "AWS::SES::ReceiptRuleSet"):
+        name = physical(logical_id)
+        ses.create_receipt_rule_set(RuleSetName=name)
+        refs[logical_id] = name
+        created.append(logical_id)
     sesv2 = session.client("sesv2")
     for logical_id in resources_of_type(document, "AWS::SES::ConfigurationSet"):
         name = physical(logical_id)
@@ -110,5 +193,27 @@ def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any]
         sesv2.create_email_identity(EmailIdentity=identity)
         refs[logical_id] = identity
         created.append(logical_id)
+    return created
 
-    return LocalStack(template=document, refs=refs, attributes=attributes, region=region, created=created)
+
+_PLACEHOLDER = "LocalMode"
+
+
+def register_stack(stack: LocalStack, stack_name: str, description: str = "emailflow local mode") -> dict[str, str]:
+    """Create a stack named ``stack_name`` in the emulator's CloudFormation whose outputs are ``stack``'s: the
+    operator CLI reads settings from stack outputs, here as on AWS. Its only resource is a no-op placeholder (moto's
+    CloudFormation cannot stand in for the real deploy, TOOLING.md). Returns the outputs."""
+    outputs = stack.outputs()
+    declared = stack.template.get("Outputs", {})
+    descriptions = {key: str(output.get("Description", "")) for key, output in declared.items()}
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": description,
+        "Resources": {_PLACEHOLDER: {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {key: {"Description": descriptions.get(key, ""), "Value": value} for key, value in outputs.items()},
+    }
+    client = boto3.session.Session(region_name=stack.region).client("cloudformation")
+    with warnings.catch_warnings():  # moto warns that it does not model the placeholder's type: that is the point
+        warnings.filterwarnings("ignore", message=".*WaitConditionHandle.*")
+        client.create_stack(StackName=stack_name, TemplateBody=json.dumps(body))
+    return outputs

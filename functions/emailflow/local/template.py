@@ -55,6 +55,12 @@ def resources_of_type(template: Mapping[str, Any], resource_type: str) -> dict[s
             if resource.get("Type") == resource_type}
 
 
+def globals_environment(template: Mapping[str, Any]) -> dict[str, str]:
+    """The environment ``Globals.Function`` gives every function (literal values only: no resource is needed)."""
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    return {name: str(value) for name, value in variables.items() if isinstance(value, (str, int, float))}
+
+
 def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
     return {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
 

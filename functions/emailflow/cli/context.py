@@ -1,0 +1,52 @@
+"""What every command shares: the stack to read settings from, and the operator wiring built from it once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+from emailflow.config import (
+    ConfigurationError,
+    local_endpoint,
+    local_region,
+    settings_from_stack_outputs,
+    use_local_emulator_defaults,
+)
+from emailflow.ports import RelayFault
+from emailflow.services import ServiceError
+
+if TYPE_CHECKING:
+    from emailflow.wiring import Operations
+
+
+@dataclass
+class CliContext:
+    stack_name: str
+    _operations: Operations | None = field(default=None, repr=False)
+
+    def operations(self) -> Operations:
+        """Settings from the stack's outputs, then the adapters; resolved on first use."""
+        if self._operations is None:
+            # boto3 and the adapters load only for a command that needs them: ``--help`` stays quick.
+            from emailflow.adapters.cloudformation import stack_outputs
+            from emailflow.wiring import operations
+
+            use_local_emulator_defaults()
+            with reported_errors():
+                region = local_region() if local_endpoint() else None
+                settings = settings_from_stack_outputs(stack_outputs(self.stack_name), region)
+                self._operations = operations(settings)
+        return self._operations
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn the package's errors into a one-line message and exit status 1 (no traceback for an operator's typo)."""
+    try:
+        yield
+    except (ConfigurationError, ServiceError, RelayFault) as exc:
+        raise click.ClickException(str(exc)) from exc
