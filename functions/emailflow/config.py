@@ -183,7 +183,8 @@ def get_settings() -> Settings:
 # -- Settings from a stack's outputs (the operator CLI) ----------------------------------------------------------
 
 #: CloudFormation output key -> the environment variable it stands for. ``template.yaml`` declares every one of these
-#: outputs (a test checks), so the CLI reads a real deployment and a local-mode stack the same way.
+#: outputs (a test checks), so the CLI reads a real deployment and a local-mode stack the same way. The policy
+#: settings are outputs too: `emailflow redrive` and `replay` run the relay with the function's own settings.
 STACK_OUTPUTS: Mapping[str, str] = {
     "DomainName": "EMAILFLOW_DOMAIN",
     "BrandName": "EMAILFLOW_BRAND",
@@ -192,6 +193,18 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "InboundPrefix": "EMAILFLOW_INBOUND_PREFIX",
     "ConfigurationSetName": "EMAILFLOW_CONFIGURATION_SET",
     "CodeSecretArn": "EMAILFLOW_CODE_SECRET_ARN",
+    "ServicePrefix": "EMAILFLOW_SERVICE_PREFIX",
+    "UserPrefix": "EMAILFLOW_USER_PREFIX",
+    "SentRecordDays": "EMAILFLOW_SENT_RECORD_DAYS",
+    "DeliveryRecordDays": "EMAILFLOW_DELIVERY_RECORD_DAYS",
+    "SpamPolicy": "EMAILFLOW_SPAM_POLICY",
+    "NoticesPerSenderPerHour": "EMAILFLOW_NOTICES_PER_SENDER_PER_HOUR",
+    "PairMessagesPerMinute": "EMAILFLOW_PAIR_MESSAGES_PER_MINUTE",
+    "SenderMessagesPerHour": "EMAILFLOW_SENDER_MESSAGES_PER_HOUR",
+    "NoReplyLocalPart": "EMAILFLOW_NOREPLY_LOCAL_PART",
+    "OversizeLinkHours": "EMAILFLOW_OVERSIZE_LINK_HOURS",
+    "TransientBounceLimit": "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT",
+    "OffPlatformSignal": "EMAILFLOW_OFF_PLATFORM_SIGNAL",
 }
 STACK_VARIABLE = "EMAILFLOW_STACK"
 """Names the stack the CLI reads its settings from (``--stack`` overrides it)."""

@@ -58,6 +58,25 @@ class UserCodeClaim:
     user_address: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrationRequest:
+    """A client's promise that retries of one "create a service" request carry the same key."""
+
+    key_digest: str
+    """SHA-256 of the client's key: the store never holds the key itself."""
+    fingerprint: str
+    """SHA-256 of what was asked (addresses, name, context): the same key with other content is a conflict."""
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorRegistration:
+    """The service an earlier request with the same key created."""
+
+    service_code: str
+    fingerprint: str
+
+
 class MailStore(Protocol):
     """Where SES put the raw inbound mail."""
 
@@ -130,6 +149,11 @@ class Directory(Protocol):
                               refs: ThreadRefs) -> Snapshot:
         """Pair, its service, delivery state, pair rate, the user address's health and referenced sent records for
         mail to a user code whose alias ``claim_for_user_code`` read."""
+        ...
+
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        """(service code, user address) of a user code, read without claiming anything: for a replay, which must
+        not write (the relay itself reads the alias through ``claim_for_user_code``)."""
         ...
 
     def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:

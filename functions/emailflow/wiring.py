@@ -28,6 +28,7 @@ from emailflow.config import Settings, get_settings
 if TYPE_CHECKING:
     from emailflow.adapters.eventbridge import EventBridgePublisher
     from emailflow.bounces import BouncesContext
+    from emailflow.ports import Directory
     from emailflow.relay import RelayContext
 
 _DAY = 86_400
@@ -49,17 +50,21 @@ def directory() -> DynamoDirectory:
 
 @cache
 def relay_context() -> RelayContext:
+    settings = get_settings()
+    return relay_context_for(settings, keyring(), directory())
+
+
+def relay_context_for(settings: Settings, ring: Keyring, store: Directory) -> RelayContext:
+    """The relay of ``settings``' deployment: the function's (above), or an operator's redrive or replay."""
     from emailflow.policy import SpamPolicy  # noqa: PLC0415 - the relay function's only (module docstring)
     from emailflow.relay import RelayContext  # noqa: PLC0415 - the relay function's only (module docstring)
 
-    settings = get_settings()
-    ring = keyring()
     return RelayContext(
         addressing=addressing(settings),
         brand=settings.brand,
         codebook=CodeBook(ring),
         keyring=ring,
-        directory=directory(),
+        directory=store,
         mailer=SesMailer(settings.configuration_set),
         mail_store=S3MailStore(settings.inbound_bucket, settings.inbound_prefix),
         sent_record_seconds=settings.sent_record_days * _DAY,
@@ -111,13 +116,21 @@ class Operations:
     addressing: RelayAddressing
     directory: DynamoDirectory
     codebook: CodeBook
+    keyring: Keyring
+
+    def relay(self) -> RelayContext:
+        """The deployment's relay, run in this process (redrive, replay)."""
+        return relay_context_for(self.settings, self.keyring, self.directory)
+
+    def mail_store(self) -> S3MailStore:
+        return S3MailStore(self.settings.inbound_bucket, self.settings.inbound_prefix)
 
 
 def operations(settings: Settings) -> Operations:
     """Adapters for ``settings``' deployment. Not cached: a command builds it once; it reads the code secret."""
+    ring = load_keyring(settings.code_secret_arn)
     return Operations(settings=settings, addressing=addressing(settings),
-                      directory=DynamoDirectory(settings.table_name),
-                      codebook=CodeBook(load_keyring(settings.code_secret_arn)))
+                      directory=DynamoDirectory(settings.table_name), codebook=CodeBook(ring), keyring=ring)
 
 
 def reset() -> None:

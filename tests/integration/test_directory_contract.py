@@ -13,7 +13,7 @@ from emailflow.adapters.dynamodb import DynamoDirectory
 from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
 from emailflow.model import DeliveryKey, Direction, FeedbackState, Pair, SentMessage, Service, ThreadRefs
-from emailflow.ports import RelayFault
+from emailflow.ports import RegistrationRequest, RelayFault
 from tests.support.fakes import START, FakeClock, InMemoryDirectory
 
 
@@ -120,6 +120,31 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
     call("feedback_context", "nope", None)
     call("load_for_service_mail", "u1", "s1", "u@x.example", DeliveryKey("m7", "x"), ThreadRefs("user:u1"))
     results.append(("list_pairs", sorted(directory.list_pairs("s1"), key=str)))
+    # an operator's reads and repairs (emailflow.client)
+    call("find_pair", "u1")
+    call("find_pair", "nope")
+    call("get_alias", "u1")
+    call("get_alias", "nope")
+    call("address_health", "o@x.example")
+    call("resume_pair", "s1", "u@x.example", Direction.TO_SERVICE)
+    call("resume_pair", "s1", "nobody@x.example", Direction.TO_USER)
+    call("clear_service_undeliverable", "s1", "o@x.example")
+    call("clear_service_undeliverable", "nope", "o@x.example")
+    call("forget_address_health", "o@x.example")
+    call("address_health", "o@x.example")
+    call("get_service", "s1")
+    call("find_pair", "u1")
+    request = RegistrationRequest("k1", "f1", START + 1500)
+    call("put_service_once", Service("s3", ("p@x.example",), "P"), request)
+    call("put_service_once", Service("s4", ("p@x.example",), "P"), request)
+    call("put_service_once", Service("s4", ("p@x.example",), "P"), RegistrationRequest("k1", "f2", START + 1500))
+    call("put_service_once", Service("s1", ("p@x.example",), "P"), RegistrationRequest("k2", "f1", START + 1500))
+    call("update_service", Service("s3", ("q@x.example", "p@x.example"), "Q", context={"a": "b"}))
+    call("update_service", Service("s9", ("q@x.example",), "Q"))
+    call("get_service", "s3")
+    clock.now = START + 2000
+    call("put_service_once", Service("s5", ("p@x.example",), "P"), request)
+    call("get_service", "s5")
     return results
 
 
@@ -134,6 +159,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 71
+    assert len(real_results) == len(fake_results) == 93
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

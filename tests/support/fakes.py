@@ -32,7 +32,15 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, MailBytes, RelayFault, UserCodeClaim, mail_bytes
+from emailflow.ports import (
+    ClaimResult,
+    MailBytes,
+    PriorRegistration,
+    RegistrationRequest,
+    RelayFault,
+    UserCodeClaim,
+    mail_bytes,
+)
 from emailflow.relay import RelayContext
 
 DOMAIN = "relay.example"
@@ -99,6 +107,8 @@ class InMemoryDirectory:
         """address -> delivery health (the ADDR items)."""
         self.feedback: dict[str, dict[str, object]] = {}
         """SES message id -> feedback attributes on the sent item (bounce, complaint, delivered_at)."""
+        self.registrations: dict[str, tuple[PriorRegistration, int]] = {}
+        """key digest -> (what it created, expires_at): the REQ items."""
         self.reads = 0
         """Read calls (each stands for one or two BatchGetItem round trips of the real store)."""
         self.claims = 0
@@ -144,6 +154,25 @@ class InMemoryDirectory:
             return False
         self.services[service.code] = service
         return True
+
+    def put_service_once(self, service: Service, request: RegistrationRequest) -> PriorRegistration | bool:
+        self.put_service_calls += 1
+        prior = self.registrations.get(request.key_digest)
+        if prior is not None and prior[1] >= int(self._clock()):
+            return prior[0]
+        if service.code in self.services:
+            return False
+        self.services[service.code] = service
+        self.registrations[request.key_digest] = (PriorRegistration(service.code, request.fingerprint),
+                                                  request.expires_at)
+        return True
+
+    def update_service(self, service: Service) -> None:
+        current = self.services.get(service.code)
+        if current is None:
+            raise RelayFault("DynamoDB update_item failed")
+        self.services[service.code] = replace(current, addresses=service.addresses,
+                                              display_name=service.display_name, context=dict(service.context))
 
     def get_service(self, code: str) -> Service | None:
         self.reads += 1
@@ -368,6 +397,38 @@ class InMemoryDirectory:
         old = self.health.get(address, AddressHealth(address))
         self.health[address] = AddressHealth(address, old.undeliverable_reason, 0)
         return True
+
+    # -- operator reads and repairs ---------------------------------------------------------------------------
+
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        self.reads += 1
+        return self.aliases.get(user_code)
+
+    def find_pair(self, user_code: str) -> Pair | None:
+        self.reads += 1
+        alias = self.aliases.get(user_code)
+        return None if alias is None else self.pairs.get(alias)
+
+    def address_health(self, address: str) -> AddressHealth:
+        self.reads += 1
+        return self.health.get(address, AddressHealth(address))
+
+    def forget_address_health(self, address: str) -> None:
+        self.health.pop(address, None)
+
+    def clear_service_undeliverable(self, service_code: str, address: str) -> None:
+        current = self.services.get(service_code)
+        if current is None:
+            raise RelayFault("DynamoDB update_item failed")
+        self.services[service_code] = replace(
+            current, undeliverable={key: value for key, value in current.undeliverable.items() if key != address})
+
+    def resume_pair(self, service_code: str, user_address: str, direction: Direction) -> None:
+        current = self.pairs.get((service_code, user_address))
+        if current is None:
+            raise RelayFault("DynamoDB update_item failed")
+        self.pairs[(service_code, user_address)] = replace(
+            current, suspended={key: value for key, value in current.suspended.items() if key != direction.value})
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         return _count_within(self.notices, (sender_key, window), limit)

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from emailflow.cli.main import cli
 
 COMMANDS = [[], ["local"], ["service"], ["service", "add"], ["service", "list"], ["service", "show"],
-            ["service", "disable"], ["service", "enable"]]
+            ["service", "update"], ["service", "disable"], ["service", "enable"], ["conversation"],
+            ["conversation", "show"], ["address"], ["address", "clear"], ["stats"], ["redrive"], ["replay"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: " ".join(command) or "emailflow")
@@ -42,3 +43,27 @@ def test_cli_host_port_accepts_ipv6_in_brackets() -> None:
 
     assert HostPort().convert("[::1]:2525", None, None) == ("::1", 2525)
     assert HostPort().convert("mail.example:25", None, None) == ("mail.example", 25)
+
+
+@pytest.mark.parametrize("args", [["redrive", "abc", "--since", "2h"], ["replay", "--dry-run"],
+                                  ["replay", "--dry-run", "--since", "yesterday"], ["replay", "abc"]])
+def test_cli_redrive_and_replay_check_their_selection_before_any_aws_call(args: list[str]) -> None:
+    # Given ids and a range together, no selection, an unreadable time, or a replay that is not dry
+    result = CliRunner().invoke(cli, ["--stack", "no-such-stack", *args])
+
+    # Then click refuses it (exit 2) before the stack is even looked up
+    assert result.exit_code == 2, result.output
+    assert "no stack named" not in result.stderr
+
+
+def test_cli_when_reads_iso_times_and_ages() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from emailflow.cli.redrive import When
+
+    assert When().convert("2026-11-25T10:00", None, None) == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    assert When().convert("2026-11-25T10:00+01:00", None, None) == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    before = datetime.now(UTC)
+    six_hours_ago = When().convert("6h", None, None)
+    after = datetime.now(UTC)
+    assert before - timedelta(hours=6) <= six_hours_ago <= after - timedelta(hours=6)

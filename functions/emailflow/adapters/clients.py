@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sqs import SQSClient
 
 # Standard retry mode: exponential back-off with jitter on throttling, 5xx and transient network errors. botocore's
 # ``max_attempts`` counts retries: 3 retries, up to 4 attempts in all.
@@ -82,6 +83,11 @@ def events_client() -> EventBridgeClient:
 
 def cloudformation_client() -> CloudFormationClient:
     client: CloudFormationClient = _client("cloudformation")
+    return client
+
+
+def sqs_client() -> SQSClient:
+    client: SQSClient = _client("sqs")
     return client
 
 

@@ -13,6 +13,7 @@
 | notice budget    | ``NOTICE#<digest>`` | ``<unix hour>``       |
 | sender budget    | ``SENDER#<digest>`` | ``<unix hour>``       |
 | address health   | ``ADDR#<address>``  | ``ADDR``              |
+| registration key | ``REQ#<key digest>``| ``REQ``               |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
 Every write that must happen once is conditional; TTL (``expires_at``) deletion can lag by days, so reads check
@@ -43,7 +44,7 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, RelayFault, UserCodeClaim
+from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault, UserCodeClaim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -103,6 +104,11 @@ def sender_budget_key(sender_digest: str, window: int) -> Item:
 def copy_key(original_message_id: str, recipient_key: str) -> Item:
     """Our copy of an inbound message, by its original id and the relay address it was written to."""
     return {"pk": {"S": f"MSGID#{original_message_id}"}, "sk": {"S": f"TO#{recipient_key}"}}
+
+
+def request_key(key_digest: str) -> Item:
+    """A client's idempotency key for registering a service (the web form's double submit)."""
+    return {"pk": {"S": f"REQ#{key_digest}"}, "sk": {"S": "REQ"}}
 
 
 def _s(item: Item, name: str) -> str | None:
@@ -259,6 +265,54 @@ class DynamoDirectory:
                 return False
             raise RelayFault("could not store the service") from exc
         return True
+
+    def put_service_once(self, service: Service, request: RegistrationRequest) -> PriorRegistration | bool:
+        """Store a new service and the client's key for the request, in one transaction.
+
+        True: stored. False: the code is taken (draw another). A ``PriorRegistration``: the key was used before
+        (and has not expired): nothing was written, the caller answers with that service.
+        """
+        now = int(self._clock())
+        try:
+            self._client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self._table, "Item": _service_item(service),
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": self._table,
+                         "Item": {**request_key(request.key_digest), "kind": {"S": "registration"},
+                                  "service_code": {"S": service.code}, "fingerprint": {"S": request.fingerprint},
+                                  "expires_at": _num(request.expires_at)},
+                         "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                         "ExpressionAttributeValues": {":now": _num(now)},
+                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+            ])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise RelayFault("could not store the service") from exc
+            reasons = exc.response.get("CancellationReasons") or []
+            codes = [reason.get("Code") for reason in reasons]
+            if len(codes) == 2 and codes[1] == "ConditionalCheckFailed":
+                key = request_key(request.key_digest)
+                old: Item = dict(reasons[1].get("Item") or {}) or self._batch_get([key]).get(self._key_of(key), {})
+                if old:
+                    return PriorRegistration(service_code=str(old["service_code"]["S"]),
+                                             fingerprint=str(old["fingerprint"]["S"]))
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False
+            raise RelayFault("could not store the service") from exc
+        except BotoCoreError as exc:
+            raise RelayFault("could not store the service") from exc
+        return True
+
+    def update_service(self, service: Service) -> None:
+        """Replace what an operator may change (addresses, name, context); status and bounce state stay."""
+        self._call(self._client.update_item, TableName=self._table, Key=service_key(service.code),
+                   UpdateExpression="SET addresses = :addresses, display_name = :name, #context = :context",
+                   ConditionExpression="attribute_exists(pk)",
+                   ExpressionAttributeNames={"#context": "context"},
+                   ExpressionAttributeValues={
+                       ":addresses": {"L": [{"S": address} for address in service.addresses]},
+                       ":name": {"S": service.display_name},
+                       ":context": {"M": {key: {"S": value} for key, value in service.context.items()}}})
 
     def get_service(self, code: str) -> Service | None:
         items = self._batch_get([service_key(code)])
@@ -655,13 +709,38 @@ class DynamoDirectory:
             ])
         return once.applied
 
-    def clear_address(self, address: str, service_codes: list[str]) -> None:
-        """An operator lifts a bounce suppression: the address item, and its mirror on the named services."""
+    # -- operator reads and repairs ---------------------------------------------------------------------------
+
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        """(service code, user address) of a user code: one read, never on the mail path (replay, operators)."""
+        alias = self._batch_get([alias_key(user_code)]).get(self._key_of(alias_key(user_code)))
+        return None if alias is None else (str(alias["service_code"]["S"]), str(alias["user_address"]["S"]))
+
+    def find_pair(self, user_code: str) -> Pair | None:
+        """The pair of a user code: its alias item, then the pair (two reads; never on the mail path)."""
+        alias = self.get_alias(user_code)
+        if alias is None:
+            return None
+        service_code, user_address = alias
+        key = pair_key(service_code, user_address)
+        item = self._batch_get([key]).get(self._key_of(key))
+        return None if item is None else _pair_from(item, service_code)
+
+    def address_health(self, address: str) -> AddressHealth:
+        return self.feedback_context("-", address)[1]
+
+    def forget_address_health(self, address: str) -> None:
         self._call(self._client.delete_item, TableName=self._table, Key=address_key(address))
-        for code in service_codes:
-            self._call(self._client.update_item, TableName=self._table, Key=service_key(code),
-                       UpdateExpression="REMOVE undeliverable.#address", ConditionExpression="attribute_exists(pk)",
-                       ExpressionAttributeNames={"#address": address})
+
+    def clear_service_undeliverable(self, service_code: str, address: str) -> None:
+        self._call(self._client.update_item, TableName=self._table, Key=service_key(service_code),
+                   UpdateExpression="REMOVE undeliverable.#address", ConditionExpression="attribute_exists(pk)",
+                   ExpressionAttributeNames={"#address": address})
+
+    def resume_pair(self, service_code: str, user_address: str, direction: Direction) -> None:
+        self._call(self._client.update_item, TableName=self._table, Key=pair_key(service_code, user_address),
+                   UpdateExpression="REMOVE suspended.#direction", ConditionExpression="attribute_exists(pk)",
+                   ExpressionAttributeNames={"#direction": direction.value})
 
     # -- plumbing -------------------------------------------------------------------------------------------
 

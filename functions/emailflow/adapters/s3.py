@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -11,6 +13,15 @@ from emailflow.ports import RelayFault
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMail:
+    """One raw message in the inbound bucket: its SES message id and when SES stored it."""
+
+    message_id: str
+    stored_at: datetime
+    size: int
 
 
 class S3MailStore:
@@ -49,3 +60,24 @@ class S3MailStore:
             return response["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise RelayFault("could not read the inbound message from S3") from exc
+
+    def list_stored(self, since: datetime | None = None, until: datetime | None = None) -> list[StoredMail]:
+        """Raw messages stored in ``[since, until)``, oldest first (kept copies under ``copies/`` left out).
+
+        S3 lists by key, not by time: this pages through the prefix and filters on ``LastModified``. An operator's
+        command (redrive, replay), never on the mail path.
+        """
+        found: list[StoredMail] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket,
+                                                                                 Prefix=self._prefix):
+                for item in page.get("Contents", []):
+                    name = item["Key"].removeprefix(self._prefix)
+                    stored_at = item["LastModified"]
+                    if not name or name.startswith("copies/") or "/" in name:
+                        continue
+                    if (since is None or stored_at >= since) and (until is None or stored_at < until):
+                        found.append(StoredMail(name, stored_at, item.get("Size", 0)))
+        except (ClientError, BotoCoreError) as exc:
+            raise RelayFault("could not list the inbound bucket") from exc
+        return sorted(found, key=lambda mail: (mail.stored_at, mail.message_id))

@@ -6,7 +6,9 @@ import click
 
 from emailflow import __version__
 from emailflow.cli.context import CliContext
+from emailflow.cli.conversation import address, conversation
 from emailflow.cli.local import local
+from emailflow.cli.redrive import redrive, replay
 from emailflow.cli.service import service
 from emailflow.cli.stats import stats
 from emailflow.config import DEFAULT_STACK, STACK_VARIABLE
@@ -29,6 +31,10 @@ def cli(ctx: click.Context, stack_name: str) -> None:
     ctx.obj = CliContext(stack_name=stack_name)
 
 
+cli.add_command(address)
+cli.add_command(conversation)
 cli.add_command(local)
+cli.add_command(redrive)
+cli.add_command(replay)
 cli.add_command(service)
 cli.add_command(stats)

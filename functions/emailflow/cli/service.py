@@ -1,18 +1,19 @@
-"""``emailflow service ...``: register services and manage them. Every rule is in ``emailflow.services``."""
+"""``emailflow service ...``: register services and manage them, through the Python client (``emailflow.Relay``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import click
 
 from emailflow.cli.context import CliContext, reported_errors
-from emailflow.model import ServiceStatus
-from emailflow.services import find_service, register_service, service_address, set_service_status
+from emailflow.cli.output import echo_json, fields, table, when
+from emailflow.client import ServiceInfo
 
 
-def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
+    if not values:
+        return None
     pairs: dict[str, str] = {}
     for value in values:
         key, equals, text = value.partition("=")
@@ -26,65 +27,102 @@ def _context_text(context: Mapping[str, str]) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(context.items()))
 
 
+_CONTEXT = click.option("--context", "context", multiple=True, callback=_key_values, metavar="KEY=VALUE",
+                        help="Marketplace context stored with the service, e.g. listing=4711 (repeatable).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
 @click.group()
 def service() -> None:
     """Register and manage services: the owners, sellers or employers users write to."""
 
 
 @service.command("add")
-@click.argument("owner_email")
+@click.argument("owner_emails", nargs=-1, required=True, metavar="OWNER_EMAIL...")
 @click.option("--name", required=True, help="What users see the service as (\"NAME via <brand>\").")
-@click.option("--context", "context", multiple=True, callback=_key_values, metavar="KEY=VALUE",
-              help="Marketplace context stored with the service, e.g. listing=4711 (repeatable).")
+@_CONTEXT
+@click.option("--idempotency-key", default=None, metavar="KEY",
+              help="Run the command again with the same KEY and get the same service, not a second one.")
+@_JSON
 @click.pass_obj
-def add(obj: CliContext, owner_email: str, name: str, context: dict[str, str]) -> None:
-    """Register a service whose mail goes to OWNER_EMAIL; prints its public relay address alone on one line."""
-    ops = obj.operations()
+def add(obj: CliContext, owner_emails: tuple[str, ...], name: str, context: dict[str, str] | None,
+        idempotency_key: str | None, as_json: bool) -> None:
+    """Register a service whose mail goes to the first OWNER_EMAIL (every one listed may answer); prints its
+    public relay address alone on one line."""
+    relay = obj.relay()
     with reported_errors():
-        registered = register_service(ops.directory, ops.codebook, [owner_email], name, context,
-                                      relay_domain=ops.settings.domain)
-    click.echo(service_address(ops.addressing, registered))
+        created = relay.create_service(list(owner_emails), name, context, idempotency_key=idempotency_key)
+    if as_json:
+        echo_json(created.as_dict())
+    else:
+        click.echo(created.address)
 
 
 @service.command("list")
+@_JSON
 @click.pass_obj
-def list_services(obj: CliContext) -> None:
+def list_services(obj: CliContext, as_json: bool) -> None:
     """Every service: relay address, status, name and context, oldest first."""
-    ops = obj.operations()
+    relay = obj.relay()
     with reported_errors():
-        services = ops.directory.list_services()
+        services = relay.list_services()
+    if as_json:
+        echo_json([item.as_dict() for item in services])
+        return
     if not services:
         click.echo("no services yet (emailflow service add OWNER_EMAIL --name NAME)", err=True)
-    for registered in services:
-        click.echo(f"{service_address(ops.addressing, registered)}  {registered.status.value:<8}  "
-                   f"{registered.display_name}  {_context_text(registered.context)}".rstrip())
+        return
+    table(["address", "status", "name", "context"],
+          [[item.address, item.status, item.name, _context_text(item.context)] for item in services])
+
+
+def _show(relay_info: ServiceInfo, conversations: int) -> None:
+    fields([("address", relay_info.address), ("code", relay_info.code), ("name", relay_info.name),
+            ("status", relay_info.status), ("real addresses", ", ".join(relay_info.addresses)),
+            ("undeliverable", ", ".join(f"{address} ({why})" for address, why in relay_info.undeliverable.items())
+             or "-"),
+            ("context", _context_text(relay_info.context) or "-"), ("created", when(relay_info.created_at)),
+            ("conversations", str(conversations))])
 
 
 @service.command("show")
 @click.argument("code_or_address")
+@_JSON
 @click.pass_obj
-def show(obj: CliContext, code_or_address: str) -> None:
+def show(obj: CliContext, code_or_address: str, as_json: bool) -> None:
     """Everything stored about one service, and how many conversations it has."""
-    ops = obj.operations()
+    relay = obj.relay()
     with reported_errors():
-        found = find_service(ops.directory, ops.addressing, ops.codebook, code_or_address)
-        conversations = len(ops.directory.list_pairs(found.code))
-    created = datetime.fromtimestamp(found.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    for label, value in (("address", service_address(ops.addressing, found)), ("code", found.code),
-                         ("name", found.display_name), ("status", found.status.value),
-                         ("real addresses", ", ".join(found.addresses)),
-                         ("context", _context_text(found.context) or "-"), ("created", created),
-                         ("conversations", str(conversations))):
-        click.echo(f"{label + ':':<16}{value}")
+        found = relay.get_service(code_or_address)
+        conversations = len(relay.store.list_pairs(found.code))
+    if as_json:
+        echo_json({**found.as_dict(), "conversations": conversations})
+    else:
+        _show(found, conversations)
 
 
-def _set_status(obj: CliContext, code_or_address: str, active: bool) -> None:
-    ops = obj.operations()
+@service.command("update")
+@click.argument("code_or_address")
+@click.option("--address", "addresses", multiple=True, metavar="EMAIL",
+              help="The service's real addresses, replacing the current ones; the first receives mail (repeatable).")
+@click.option("--name", default=None, help="A new display name.")
+@_CONTEXT
+@_JSON
+@click.pass_obj
+def update(obj: CliContext, code_or_address: str, addresses: tuple[str, ...], name: str | None,
+           context: dict[str, str] | None, as_json: bool) -> None:
+    """Change a service's real addresses, name or context (what is not given stays). Its relay address and its
+    conversations stay the same."""
+    if not addresses and name is None and context is None:
+        raise click.UsageError("nothing to change: give --address, --name or --context")
+    relay = obj.relay()
     with reported_errors():
-        found = find_service(ops.directory, ops.addressing, ops.codebook, code_or_address)
-        updated = set_service_status(ops.directory, found.code,
-                                     ServiceStatus.ACTIVE if active else ServiceStatus.DISABLED)
-    click.echo(f"{service_address(ops.addressing, updated)} {updated.status.value}")
+        updated = relay.update_service(code_or_address, addresses=list(addresses) or None, name=name,
+                                       context=context)
+    if as_json:
+        echo_json(updated.as_dict())
+    else:
+        click.echo(f"{updated.address} updated")
 
 
 @service.command("disable")
@@ -92,7 +130,9 @@ def _set_status(obj: CliContext, code_or_address: str, active: bool) -> None:
 @click.pass_obj
 def disable(obj: CliContext, code_or_address: str) -> None:
     """Stop relaying mail to a service (users who write get the relay's error mail)."""
-    _set_status(obj, code_or_address, active=False)
+    with reported_errors():
+        updated = obj.relay().disable_service(code_or_address)
+    click.echo(f"{updated.address} {updated.status}")
 
 
 @service.command("enable")
@@ -100,4 +140,6 @@ def disable(obj: CliContext, code_or_address: str) -> None:
 @click.pass_obj
 def enable(obj: CliContext, code_or_address: str) -> None:
     """Relay mail to a disabled service again."""
-    _set_status(obj, code_or_address, active=True)
+    with reported_errors():
+        updated = obj.relay().enable_service(code_or_address)
+    click.echo(f"{updated.address} {updated.status}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from emailflow.cli.context import CliContext, reported_errors
+from emailflow.cli.output import table
 from emailflow.services import find_service, service_address
 from emailflow.stats import ServiceStats, service_stats, top_services
 
@@ -66,14 +67,11 @@ def stats(obj: CliContext, service_ref: str | None, top: int, days: int | None, 
 
 
 def _table(rows: list[ServiceStats], names: dict[str, str], addresses: dict[str, str]) -> None:
-    header = f"{'service':<44} {'name':<20} {'conv':>5} {'replied':>7} {'rate':>5} {'pending':>7} " \
-             f"{'median':>8} {'p90':>8} {'auto':>5} {'delivered':>9} {'contact':>7}"
-    click.echo(header)
-    for row in rows:
-        click.echo(f"{addresses[row.service_code]:<44} {names[row.service_code][:20]:<20} {row.conversations:>5} "
-                   f"{row.replied:>7} {_rate(row.reply_rate):>5} {row.pending:>7} "
-                   f"{_duration(row.first_response_median):>8} {_duration(row.first_response_p90):>8} "
-                   f"{row.auto_replies:>5} {row.delivered:>9} {row.contact_details:>7}")
+    table(["service", "name", "conv", "replied", "rate", "pending", "median", "p90", "auto", "delivered", "contact"],
+          [[addresses[row.service_code], names[row.service_code][:20], str(row.conversations), str(row.replied),
+            _rate(row.reply_rate), str(row.pending), _duration(row.first_response_median),
+            _duration(row.first_response_p90), str(row.auto_replies), str(row.delivered), str(row.contact_details)]
+           for row in rows])
 
 
 def _plot(rows: list[ServiceStats], names: dict[str, str], responses: dict[str, list[int]], path: Path) -> None:

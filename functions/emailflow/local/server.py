@@ -37,7 +37,12 @@ from emailflow.config import DEFAULT_STACK, Settings, get_settings, local_region
 from emailflow.local.delivery import Deliver, MaildirDelivery, Outbox, SmarthostDelivery
 from emailflow.local.lambda_context import LocalLambdaContext
 from emailflow.local.lambda_runtime import invoke_async
-from emailflow.local.moto_ses import add_outbound_listener, install_byte_exact_sesv2, remove_outbound_listener
+from emailflow.local.moto_ses import (
+    OutboundMail,
+    add_outbound_listener,
+    install_byte_exact_sesv2,
+    remove_outbound_listener,
+)
 from emailflow.local.ses_inbound import PASS_VERDICTS, LocalInbound
 from emailflow.local.simulator import SimulatorHook
 from emailflow.local.smtp import InboundHandler, LocalController, RecipientGate, smtp_controller
@@ -85,6 +90,7 @@ class LocalRelay:
         self.mailbox = options.mailbox.resolve()
         self._cleanup = contextlib.ExitStack()
         self._controller: LocalController | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._stack: LocalStack | None = None
         self._settings: Settings | None = None
         self._simulator: SimulatorHook | None = None
@@ -125,8 +131,17 @@ class LocalRelay:
         # One worker: the relay function runs one invocation at a time here, like a function with reserved
         # concurrency 1. Its Powertools logger and metrics are process-wide state that concurrent runs would mix.
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="emailflow-relay")
+        self._executor = executor
         self._cleanup.callback(outbox.drain)
         self._cleanup.callback(executor.shutdown, wait=True)
+
+        def deliver_soon(_: OutboundMail) -> None:
+            # Mail sent from outside an invocation (the CLI's redrive, an operator's script) is delivered too; on
+            # the one worker, so never while an invocation runs: mail an invocation sends goes out after it.
+            executor.submit(outbox.drain)
+
+        add_outbound_listener(deliver_soon)
+        self._cleanup.callback(remove_outbound_listener, deliver_soon)
         controller = smtp_controller(InboundHandler(gate, inbound.receive, executor), options.host,
                                      options.smtp_port, hostname=f"inbound-smtp.{self._settings.domain}")
         controller.start()
@@ -185,6 +200,11 @@ class LocalRelay:
         s3: S3Client = boto3.session.Session().client("s3")
         return LocalInbound(bucket=self.settings.inbound_bucket, prefix=self.settings.inbound_prefix,
                             lambda_action=lambda_action, s3=s3, verdicts=dict(self.options.verdicts))
+
+    def settle(self) -> None:
+        """Wait until every invocation and delivery queued so far is done (tests, after a CLI command sent mail)."""
+        if self._executor is not None:
+            self._executor.submit(lambda: None).result()
 
     def stop(self) -> None:
         """Stop the SMTP server, let running invocations finish and deliver what they sent, stop the emulator,

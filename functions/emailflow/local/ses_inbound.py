@@ -62,6 +62,23 @@ def receipt_event(raw: bytes, message_id: str, recipients: Sequence[str], envelo
     }]}
 
 
+def ses_trace_headers(message_id: str, recipients: Sequence[str], envelope_sender: str,
+                      verdicts: Mapping[str, str], newline: bytes = b"\r\n") -> bytes:
+    """The fields SES writes above a message it stores: the envelope sender, its own Received hop (naming the
+    recipient when there is one), and its verdicts. `emailflow redrive`/`replay` by message id read them back
+    (``emailflow.stored``) as they would from a real bucket."""
+    date = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    recipient = f" for {recipients[0]}" if len(recipients) == 1 else ""
+    results = "; ".join(f"{name}={verdicts.get(name, 'GRAY').lower()}" for name in ("spf", "dkim", "dmarc"))
+    lines = [f"Return-Path: <{envelope_sender}>",
+             f"Received: from client.local by inbound-smtp.local.amazonaws.com with SMTP id {message_id}{recipient};",
+             f" {date}",
+             f"X-SES-Spam-Verdict: {verdicts.get('spam', 'GRAY')}",
+             f"X-SES-Virus-Verdict: {verdicts.get('virus', 'GRAY')}",
+             f"Authentication-Results: amazonses.com; {results}"]
+    return newline.join(line.encode("utf-8", "replace") for line in lines) + newline
+
+
 @dataclass(frozen=True)
 class LocalInbound:
     """SES's inbound half: the receipt rule's S3 action (store the raw mail under its new message id), then its
@@ -78,6 +95,8 @@ class LocalInbound:
         """Store ``raw`` and run the Lambda action with one receipt event for all ``recipients``; returns the
         message id (the S3 object name)."""
         message_id = new_message_id()
+        raw = ses_trace_headers(message_id, recipients, envelope_sender, self.verdicts,
+                                split_message(raw).newline) + raw
         self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}{message_id}", Body=raw)
         logger.info("inbound message stored", inbound_message_id=message_id, recipients=len(recipients))
         self.lambda_action(receipt_event(raw, message_id, recipients, envelope_sender, self.verdicts))
