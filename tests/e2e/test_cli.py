@@ -49,7 +49,7 @@ def test_cli_service_list_show_disable_enable(local_relay: LocalRelay, maildirs:
     fields = dict(line.split(":", 1) for line in shown.stdout.splitlines())
     assert {key: value.strip() for key, value in fields.items()} | {"created": ""} == {
         "address": address, "code": code, "name": "Holiday Flats", "status": "active", "real addresses": owner,
-        "context": "listing=4711", "created": "", "conversations": "0"}
+        "context": "listing=4711", "created": "", "conversations": "0", "undeliverable": "-"}
 
     # When it is disabled (by address, in upper case) and a user writes to it
     disabled = _run(local_relay, "service", "disable", address.upper())
