@@ -25,6 +25,7 @@ from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, CodeKind
 from emailflow.conversations import Conversation, ConversationStore, clear_address, find_conversation
 from emailflow.model import Service, ServiceStatus
+from emailflow.ports import ApprovalStore
 from emailflow.services import (
     ServiceRegistry,
     find_service,
@@ -36,7 +37,9 @@ from emailflow.services import (
 from emailflow.stats import ServiceStats, service_stats
 
 if TYPE_CHECKING:
+    from emailflow.approvals import Approval, PendingApproval
     from emailflow.config import Settings
+    from emailflow.relay import RelayContext
 
 _DAY = 86_400
 
@@ -63,7 +66,7 @@ class ServiceInfo:
         return data
 
 
-class RelayStore(ServiceRegistry, ConversationStore, Protocol):
+class RelayStore(ServiceRegistry, ConversationStore, ApprovalStore, Protocol):
     """Everything the client needs of the store: the DynamoDB adapter, or the in-memory fake in tests."""
 
 
@@ -71,11 +74,14 @@ class Relay:
     """Operations on one relay deployment."""
 
     def __init__(self, store: RelayStore, codebook: CodeBook, addressing: RelayAddressing,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 relay_context: Callable[[], RelayContext] | None = None) -> None:
         self.store = store
         self.codebook = codebook
         self.addressing = addressing
         self._clock = clock
+        self._relay_context = relay_context
+        """The deployment's relay (allowing a new sender relays the held message); built on first use."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Relay:
@@ -83,7 +89,7 @@ class Relay:
         from emailflow.wiring import operations
 
         ops = operations(settings)
-        return cls(ops.directory, ops.codebook, ops.addressing)
+        return cls(ops.directory, ops.codebook, ops.addressing, relay_context=ops.relay)
 
     @classmethod
     def from_stack(cls, stack_name: str, region: str | None = None) -> Relay:
@@ -150,6 +156,25 @@ class Relay:
     def clear_address(self, address: str) -> list[str]:
         """Lift every suppression of a real address (bounces, complaints); returns what was lifted."""
         return clear_address(self.store, address)
+
+    # -- new senders ----------------------------------------------------------------------------------------
+
+    def pending_approval(self, token: str) -> PendingApproval:
+        """Who asks to answer for which service (the approval link's page); changes nothing."""
+        from emailflow.approvals import pending_approval  # the relay use case: loaded when needed
+
+        return pending_approval(self.store, self._relay(), token)
+
+    def allow_sender(self, token: str) -> Approval:
+        """Confirm an approval link: register the new address on the service and relay the held message."""
+        from emailflow.approvals import approve_sender
+
+        return approve_sender(self.store, self._relay(), token)
+
+    def _relay(self) -> RelayContext:
+        if self._relay_context is None:
+            raise TypeError("this Relay was built without the deployment's relay (use Relay.from_settings)")
+        return self._relay_context()
 
     def _service(self, reference: str) -> Service:
         return find_service(self.store, self.addressing, self.codebook, reference)

@@ -57,6 +57,10 @@ class Settings:
     transient_bounce_limit: int = 3
     """Transient bounces in a row after which an address is treated as gone for good."""
     oversize_link_hours: int = 24
+    approval_url: str = ""
+    """The HTTP API's ``/senders/allow`` URL: services allow new senders there. Empty: strangers are only told."""
+    approval_hours: int = 72
+    """Lifetime of a new-sender approval link."""
     """Lifetime of the download link sent instead of a message too large to send; 0 turns the link off."""
     region: str = "us-east-1"
     """The function's own region (``AWS_REGION``, set by the Lambda runtime, not by the template)."""
@@ -90,6 +94,8 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT": "transient_bounce_limit",
     "EMAILFLOW_EVENT_BUS": "event_bus",
     "EMAILFLOW_OFF_PLATFORM_SIGNAL": "off_platform_signal",
+    "EMAILFLOW_APPROVAL_URL": "approval_url",
+    "EMAILFLOW_APPROVAL_HOURS": "approval_hours",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -120,6 +126,9 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", noreply) or noreply.startswith((service_prefix + "-",
                                                                                        user_prefix + "-")):
         raise ConfigurationError("EMAILFLOW_NOREPLY_LOCAL_PART must be a plain local part, not a relay address")
+    approval_url = environ.get("EMAILFLOW_APPROVAL_URL", "").strip()
+    if approval_url and not approval_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigurationError("EMAILFLOW_APPROVAL_URL must be an https:// URL (or a loopback one, locally)")
     return Settings(
         domain=domain,
         brand=environ.get("EMAILFLOW_BRAND", "").strip() or domain,
@@ -141,6 +150,8 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         transient_bounce_limit=_positive_int(environ, "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT", 3),
         event_bus=environ.get("EMAILFLOW_EVENT_BUS", "").strip(),
         off_platform_signal=_flag(environ, "EMAILFLOW_OFF_PLATFORM_SIGNAL"),
+        approval_url=approval_url,
+        approval_hours=_positive_int(environ, "EMAILFLOW_APPROVAL_HOURS", 72),
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 

@@ -33,6 +33,8 @@ class Reason(StrEnum):
     MULTIPLE_FROM = "multiple_from"
     INVALID_FROM = "invalid_from"
     STRANGER = "stranger"
+    STRANGER_HELD = "stranger_held"
+    """A stranger SPF or DKIM vouches for: held, and the service asked to allow the address (emailflow.senders)."""
     """Someone other than the service's registered addresses wrote to a user code."""
     SEND_REJECTED = "send_rejected"
     """SES refused the rewritten message for good."""

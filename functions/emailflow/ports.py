@@ -18,6 +18,7 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
+from emailflow.senders import HeldMessage
 
 
 class RelayFault(RuntimeError):
@@ -184,6 +185,26 @@ class Directory(Protocol):
         """After a send: close the delivery (and, for mail to the user, the claim on the pair's alias item), store
         the sent record (by SES id, and by original id for ``recipient_key``) and update the pair's figures,
         atomically. ``delivery_expires_at``: the delivery record's expiry when the claim did not create it."""
+        ...
+
+    def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
+        """Keep ``held`` for approval unless one is already pending for (its service, ``sender_key``); True: kept
+        (the caller sends the approval mail)."""
+        ...
+
+
+class ApprovalStore(Protocol):
+    """What approving a new sender needs of the store."""
+
+    def get_held(self, hold_id: str) -> HeldMessage | None: ...
+
+    def approve_held(self, hold_id: str, now: int) -> bool:
+        """Move a pending, unexpired hold to approved, once; False if it was not pending (used, expired)."""
+        ...
+
+    def reopen_delivery(self, delivery: DeliveryKey, reason: str) -> bool:
+        """Let the relay run a delivery again: True once no claim is left (it was rejected for ``reason`` and is
+        now deleted, or there was none); False when it is claimed otherwise (in progress, sent)."""
         ...
 
 

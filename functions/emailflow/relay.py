@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from email.utils import formatdate
 from functools import partial
 
-from emailflow.addresses import RelayAddress, RelayAddressing, address_digest, spellings
+from emailflow.addresses import RelayAddress, RelayAddressing, address_digest, spellings, without_subaddress
 from emailflow.bodymask import mask_addresses
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail
@@ -54,6 +54,7 @@ from emailflow.ports import (
     mail_size,
 )
 from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers, rewrite_message
+from emailflow.senders import HeldMessage, approval_link, approval_mail, approval_token, hold_id_for
 
 MAX_THREAD_LOOKUPS = 10
 """In-Reply-To plus the newest References: enough to thread, bounded so a crafted header costs little."""
@@ -92,6 +93,9 @@ class RelayContext:
     oversize_link_seconds: int = 24 * _HOUR
     max_outbound_bytes: int = MAX_OUTBOUND_BYTES
     off_platform_signal: bool = False
+    approval_url: str = ""
+    """Where a service allows a new sender (the HTTP API's ``/senders/allow``); empty: strangers are only told."""
+    approval_seconds: int = 72 * _HOUR
     clock: Callable[[], float] = time.time
 
     @property
@@ -290,6 +294,39 @@ def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: Thr
     return replace(outcome, response_seconds=waited, first_reply=pair.first_reply_at is None)
 
 
+def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Service,
+                       context: RelayContext) -> RelayOutcome:
+    """A reply to a user code from an address the service has not registered, by a sender SPF or DKIM vouches
+    for: keep it, ask the service's registered address to allow the new one (emailflow.senders), and tell the
+    sender as for any stranger. The delivery is closed as ``stranger_held``: allowing reopens it, and a retry of
+    this event is a duplicate."""
+    now = int(context.clock())
+    claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
+    if claim is not ClaimResult.CLAIMED:
+        return RelayOutcome(delivery.recipient, Action.DUPLICATE, Reason.DUPLICATE, Direction.TO_USER)
+    sender = without_subaddress(inbound.facts.sender or "")
+    verdicts = inbound.mail.verdicts
+    held = HeldMessage(hold_id=hold_id_for(context.keyring, delivery.inbound_message_id, delivery.recipient),
+                       service_code=service.code, sender=sender, inbound_message_id=delivery.inbound_message_id,
+                       recipient=delivery.recipient, envelope_sender=inbound.mail.envelope_sender,
+                       spf=verdicts.spf, dkim=verdicts.dkim, spam=verdicts.spam, created_at=now,
+                       expires_at=now + context.approval_seconds)
+    reason = Reason.STRANGER
+    if context.directory.hold_message(held, address_digest(sender, context.keyring.current)):
+        link = approval_link(context.approval_url, approval_token(context.keyring, held.hold_id, held.expires_at))
+        mail = approval_mail(to_address=service.addresses[0], new_sender=sender, service_name=service.display_name,
+                             link=link, hours=context.approval_seconds // _HOUR, brand=context.brand,
+                             noreply_address=context.noreply_address,
+                             trace_value=loop_marker(context.keyring, context.addressing.domain, now), now=now)
+        if _send_claimed(context, delivery, mail, context.noreply_address, service.addresses[0],
+                         {"direction": "approval", "service": service.code}) is None:
+            return _rejected(delivery.recipient, Reason.SEND_REJECTED, Direction.TO_USER)
+        reason = Reason.STRANGER_HELD
+    notified = _notify(inbound, delivery, Reason.STRANGER, context, claimed=True, record_as=reason)
+    return replace(_rejected(delivery.recipient, reason, Direction.TO_USER, notice_sent=bool(notified)),
+                   service_code=service.code)
+
+
 def _within_sender_budget(facts: MailFacts, context: RelayContext) -> bool:
     """Count this message against its sender's hourly budget (mail to services only: services answer many people).
 
@@ -324,6 +361,8 @@ def _not_to_send_to_user(inbound: _Inbound, delivery: DeliveryKey, snapshot: Sna
         if decision.reason is Reason.STRANGER:
             sender = address_digest(inbound.facts.sender or "", context.keyring.current)
             logger.info("stranger wrote to a user code", sender=sender)
+            if context.approval_url and service is not None and may_notify(inbound.facts):
+                return partial(_hold_for_approval, inbound, delivery, service, context)  # claims on its own
         return partial(_conclude, inbound, delivery, decision, Direction.TO_USER, context)
     if pair is None or service is None:  # decide_service_mail rejects these; this narrows the types
         raise RelayFault("a user code without pair or service passed the policy")
@@ -515,15 +554,19 @@ def _conclude(inbound: _Inbound, delivery: DeliveryKey, decision: Decision, dire
 
 
 def _notify(inbound: _Inbound, delivery: DeliveryKey, reason: Reason, context: RelayContext,
-            claimed: bool = False) -> bool | None:
-    """Send the sender an error mail for ``reason`` if the policy allows and the per-sender budget is not spent.
+            claimed: bool = False, record_as: Reason | None = None) -> bool | None:
+    """Send the sender an error mail for ``reason`` if the policy allows and the per-sender budget is not spent;
+    the delivery is closed as rejected for ``record_as`` (default: ``reason``).
 
     Returns whether a notice went out; None when this delivery was handled before (a retry: never twice).
     """
     from emailflow.notices import NoticeAddressing, build_notice  # noqa: PLC0415 - deferred, see _conclude
 
     facts = inbound.facts
+    recorded = (record_as or reason).value
     if not may_notify(facts) or facts.sender is None:
+        if claimed:
+            context.directory.reject_delivery(delivery, recorded)
         return False
     now = int(context.clock())
     if not claimed:
@@ -534,7 +577,7 @@ def _notify(inbound: _Inbound, delivery: DeliveryKey, reason: Reason, context: R
     if not context.directory.allow_notice(sender_key, now // _HOUR, context.notices_per_sender_per_hour,
                                           now + 2 * _HOUR):
         logger.info("notice budget spent", sender=sender_key, reason=str(reason))
-        context.directory.reject_delivery(delivery, reason.value)
+        context.directory.reject_delivery(delivery, recorded)
         return False
     notice = build_notice(
         reason,
@@ -548,7 +591,7 @@ def _notify(inbound: _Inbound, delivery: DeliveryKey, reason: Reason, context: R
     )
     sent = _send_claimed(context, delivery, notice, context.noreply_address, facts.sender,
                          {"direction": "notice", "reason": reason.value})
-    context.directory.reject_delivery(delivery, reason.value)
+    context.directory.reject_delivery(delivery, recorded)
     return sent is not None
 
 

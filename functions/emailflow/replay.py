@@ -24,6 +24,7 @@ from emailflow.model import DeliveryKey, Pair, SentMessage, Service, Snapshot, T
 from emailflow.outcomes import RelayOutcome
 from emailflow.ports import ClaimResult, Directory, MailBytes, MailStore, UserCodeClaim, mail_bytes
 from emailflow.relay import RelayContext, relay_inbound
+from emailflow.senders import HeldMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,10 @@ class DryRunDirectory:
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
                     sent_expires_at: int, delivery_expires_at: int | None = None) -> None:
         self.writes.append("record sent")
+
+    def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
+        self.writes.append("hold for approval")
+        return True
 
 
 @dataclass(frozen=True, slots=True)

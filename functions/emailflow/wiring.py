@@ -77,6 +77,8 @@ def relay_context_for(settings: Settings, ring: Keyring, store: Directory) -> Re
         noreply_local_part=settings.noreply_local_part,
         oversize_link_seconds=settings.oversize_link_hours * 3600,
         off_platform_signal=settings.off_platform_signal,
+        approval_url=settings.approval_url,
+        approval_seconds=settings.approval_hours * 3600,
     )
 
 

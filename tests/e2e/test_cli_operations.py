@@ -5,6 +5,7 @@ relay through its stack outputs, as it finds a deployed one."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,20 @@ def test_cli_replay_dry_run_shows_decision_and_headers_without_effects(local_rel
     assert len(mailbox(maildirs, owner)) == 1
     assert _json(local_relay, "conversation", "show", conversation_address) == before
     assert _run(local_relay, "replay", stored.message_id).exit_code == 2
+
+
+def test_readme_python_client_snippet_runs_against_the_relay(local_relay: LocalRelay) -> None:
+    # Given the README's web-form example, pointed at the running relay's stack
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    [snippet] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    code = snippet.replace('Relay.from_stack("emailflow")', f'Relay.from_stack("{local_relay.options.stack_name}")')
+
+    # When it runs
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README's example
+
+    # Then it registered the listing's service once, idempotently, and disabled it at the end
+    address = namespace["address"]
+    assert namespace["contact_address"]("4711", "owner@flats.example", "María García") == address
+    shown = _json(local_relay, "service", "show", address)
+    assert (shown["status"], shown["context"]) == ("disabled", {"listing": "4711"})

@@ -14,6 +14,7 @@ from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
 from emailflow.model import DeliveryKey, Direction, FeedbackState, Pair, SentMessage, Service, ThreadRefs
 from emailflow.ports import RegistrationRequest, RelayFault
+from emailflow.senders import HeldMessage
 from tests.support.fakes import START, FakeClock, InMemoryDirectory
 
 
@@ -145,6 +146,30 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
     clock.now = START + 2000
     call("put_service_once", Service("s5", ("p@x.example",), "P"), request)
     call("get_service", "s5")
+    # new senders held for approval (emailflow.senders, emailflow.approvals)
+    held = HeldMessage("h1", "s1", "anna@x.example", "m9", "user-u1@relay.example", "a@x.example", "PASS", "GRAY",
+                       "PASS", START + 2000, START + 3000)
+    call("hold_message", held, "digest-anna")
+    call("hold_message", held, "digest-anna")
+    call("hold_message", replace(held, hold_id="h2"), "digest-anna")
+    call("hold_message", replace(held, hold_id="h3", service_code="s3"), "digest-anna")
+    call("get_held", "h1")
+    call("get_held", "h2")
+    held_delivery = DeliveryKey("m9", "user-u1@relay.example")
+    call("claim_delivery", held_delivery, None, START + 5000)
+    call("reopen_delivery", held_delivery, "stranger_held")
+    call("reject_delivery", held_delivery, "stranger")
+    call("reopen_delivery", held_delivery, "stranger_held")
+    call("reject_delivery", held_delivery, "stranger_held")
+    call("reopen_delivery", held_delivery, "stranger_held")
+    call("reopen_delivery", held_delivery, "stranger_held")
+    call("approve_held", "h1", START + 2500)
+    call("approve_held", "h1", START + 2500)
+    call("hold_message", held, "digest-anna")
+    call("get_held", "h1")
+    call("approve_held", "h3", START + 3000)
+    clock.now = START + 3000
+    call("hold_message", replace(held, hold_id="h4", expires_at=START + 4000), "digest-anna")
     return results
 
 
@@ -159,6 +184,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 93
+    assert len(real_results) == len(fake_results) == 112
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

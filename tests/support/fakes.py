@@ -42,6 +42,7 @@ from emailflow.ports import (
     mail_bytes,
 )
 from emailflow.relay import RelayContext
+from emailflow.senders import HeldMessage, HoldState
 
 DOMAIN = "relay.example"
 BRAND = "emailflow"
@@ -107,6 +108,9 @@ class InMemoryDirectory:
         """address -> delivery health (the ADDR items)."""
         self.feedback: dict[str, dict[str, object]] = {}
         """SES message id -> feedback attributes on the sent item (bounce, complaint, delivered_at)."""
+        self.held: dict[str, HeldMessage] = {}
+        self.hold_guards: dict[tuple[str, str], tuple[int, str]] = {}
+        """(service code, sender key) -> (expires_at, hold id): one pending approval per new sender (HOLDFOR)."""
         self.registrations: dict[str, tuple[PriorRegistration, int]] = {}
         """key digest -> (what it created, expires_at): the REQ items."""
         self.reads = 0
@@ -396,6 +400,40 @@ class InMemoryDirectory:
         self.pairs[(sent.service_code, sent.user_address)] = pair
         old = self.health.get(address, AddressHealth(address))
         self.health[address] = AddressHealth(address, old.undeliverable_reason, 0)
+        return True
+
+    # -- new senders held for approval ------------------------------------------------------------------------
+
+    def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
+        now = int(self._clock())
+        existing = self.held.get(held.hold_id)
+        guard = self.hold_guards.get((held.service_code, sender_key))
+        if existing is not None and existing.state is not HoldState.PENDING:
+            return False
+        if guard is not None and guard[0] > now and guard[1] != held.hold_id:
+            return False
+        self.held[held.hold_id] = held
+        self.hold_guards[(held.service_code, sender_key)] = (held.expires_at, held.hold_id)
+        return True
+
+    def get_held(self, hold_id: str) -> HeldMessage | None:
+        self.reads += 1
+        return self.held.get(hold_id)
+
+    def approve_held(self, hold_id: str, now: int) -> bool:
+        held = self.held.get(hold_id)
+        if held is None or held.state is not HoldState.PENDING or held.expires_at <= now:
+            return False
+        self.held[hold_id] = replace(held, state=HoldState.APPROVED)
+        return True
+
+    def reopen_delivery(self, delivery: DeliveryKey, reason: str) -> bool:
+        item = self.deliveries.get(delivery)
+        if item is None:
+            return True
+        if item.state is not DeliveryState.REJECTED or item.reason != reason:
+            return False
+        del self.deliveries[delivery]
         return True
 
     # -- operator reads and repairs ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 | sender budget    | ``SENDER#<digest>`` | ``<unix hour>``       |
 | address health   | ``ADDR#<address>``  | ``ADDR``              |
 | registration key | ``REQ#<key digest>``| ``REQ``               |
+| held message     | ``HOLD#<hold id>``  | ``HOLD``              |
+| ... pending for  | ``HOLDFOR#<svc>#<digest>`` | ``HOLDFOR``    |
 
 Pairs live under their service's partition, so one Query lists a service's conversations (stats) without a scan.
 Every write that must happen once is conditional; TTL (``expires_at``) deletion can lag by days, so reads check
@@ -45,6 +47,7 @@ from emailflow.model import (
     ThreadRefs,
 )
 from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault, UserCodeClaim
+from emailflow.senders import HeldMessage, HoldState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -109,6 +112,15 @@ def copy_key(original_message_id: str, recipient_key: str) -> Item:
 def request_key(key_digest: str) -> Item:
     """A client's idempotency key for registering a service (the web form's double submit)."""
     return {"pk": {"S": f"REQ#{key_digest}"}, "sk": {"S": "REQ"}}
+
+
+def hold_key(hold_id: str) -> Item:
+    return {"pk": {"S": f"HOLD#{hold_id}"}, "sk": {"S": "HOLD"}}
+
+
+def hold_guard_key(service_code: str, sender_key: str) -> Item:
+    """One approval pending per (service, new sender) at a time."""
+    return {"pk": {"S": f"HOLDFOR#{service_code}#{sender_key}"}, "sk": {"S": "HOLDFOR"}}
 
 
 def _s(item: Item, name: str) -> str | None:
@@ -218,10 +230,15 @@ def _sent_from(item: Item) -> SentMessage:
 
 class _Once:
     """Runs a transaction whose first item carries the once-only condition: ``applied`` is False when exactly that
-    condition failed (the effect was applied before); any other failure becomes a ``RelayFault``."""
+    condition failed (the effect was applied before); any other failure becomes a ``RelayFault``.
 
-    def __init__(self) -> None:
+    ``any_item``: every item's condition is a once-only one (False when any of them failed). A single conditional
+    write (not a transaction) whose condition failed is not applied either.
+    """
+
+    def __init__(self, any_item: bool = False) -> None:
         self.applied = False
+        self._any_item = any_item
 
     def __enter__(self) -> _Once:
         return self
@@ -232,8 +249,12 @@ class _Once:
             return False
         if isinstance(error, ClientError):
             reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-            if error.response["Error"]["Code"] == "TransactionCanceledException" and reasons[:1] == [
-                    "ConditionalCheckFailed"]:
+            code = error.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                return True
+            if code == "TransactionCanceledException" and (reasons[:1] == ["ConditionalCheckFailed"] or (
+                    self._any_item and "ConditionalCheckFailed" in reasons
+                    and set(reasons) <= {"ConditionalCheckFailed", "None", None})):
                 return True
             raise RelayFault(f"DynamoDB transaction failed: {reasons or error.response['Error']['Code']}") from error
         if isinstance(error, BotoCoreError):
@@ -707,6 +728,62 @@ class DynamoDirectory:
                             "UpdateExpression": "SET transient_bounces = :zero, last_delivered_at = :now",
                             "ExpressionAttributeValues": {":zero": _num(0), ":now": _num(now)}}},
             ])
+        return once.applied
+
+    # -- new senders held for approval ------------------------------------------------------------------------
+
+    def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
+        """Both items or neither. A retry of the same hold (same id, still pending) succeeds again; another
+        pending, unexpired hold for the same (service, sender) makes it fail."""
+        now = int(self._clock())
+        item = {**hold_key(held.hold_id), "kind": {"S": "held"}, "service_code": {"S": held.service_code},
+                "sender": {"S": held.sender}, "inbound_message_id": {"S": held.inbound_message_id},
+                "recipient": {"S": held.recipient}, "envelope_sender": {"S": held.envelope_sender},
+                "spf": {"S": held.spf}, "dkim": {"S": held.dkim}, "spam": {"S": held.spam},
+                "created_at": _num(held.created_at),
+                "expires_at": _num(held.expires_at), "state": {"S": held.state.value}}
+        with _Once(any_item=True) as once:
+            self._client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self._table, "Item": item,
+                         "ConditionExpression": "attribute_not_exists(pk) OR #state = :pending",
+                         "ExpressionAttributeNames": {"#state": "state"},
+                         "ExpressionAttributeValues": {":pending": {"S": HoldState.PENDING.value}}}},
+                {"Put": {"TableName": self._table,
+                         "Item": {**hold_guard_key(held.service_code, sender_key), "hold_id": {"S": held.hold_id},
+                                  "expires_at": _num(held.expires_at)},
+                         "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now OR hold_id = :id",
+                         "ExpressionAttributeValues": {":now": _num(now), ":id": {"S": held.hold_id}}}},
+            ])
+        return once.applied
+
+    def get_held(self, hold_id: str) -> HeldMessage | None:
+        item = self._batch_get([hold_key(hold_id)]).get(self._key_of(hold_key(hold_id)))
+        if item is None:
+            return None
+        text = {name: str(item[name]["S"]) for name in ("service_code", "sender", "inbound_message_id", "recipient",
+                                                        "envelope_sender", "spf", "dkim", "spam")}
+        return HeldMessage(hold_id=hold_id, **text, created_at=_n(item, "created_at") or 0,
+                           expires_at=_n(item, "expires_at") or 0, state=HoldState(item["state"]["S"]))
+
+    def approve_held(self, hold_id: str, now: int) -> bool:
+        with _Once() as once:
+            self._client.update_item(
+                TableName=self._table, Key=hold_key(hold_id),
+                UpdateExpression="SET #state = :approved, approved_at = :now",
+                ConditionExpression="#state = :pending AND expires_at > :now",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":approved": {"S": HoldState.APPROVED.value},
+                                           ":pending": {"S": HoldState.PENDING.value}, ":now": _num(now)})
+        return once.applied
+
+    def reopen_delivery(self, delivery: DeliveryKey, reason: str) -> bool:
+        with _Once() as once:
+            self._client.delete_item(
+                TableName=self._table, Key=delivery_key(delivery),
+                ConditionExpression="attribute_not_exists(pk) OR (#state = :rejected AND reason = :reason)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":rejected": {"S": DeliveryState.REJECTED.value},
+                                           ":reason": {"S": reason}})
         return once.applied
 
     # -- operator reads and repairs ---------------------------------------------------------------------------

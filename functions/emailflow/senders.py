@@ -1,0 +1,127 @@
+"""A new sender for a service: a reply to a user code from an address the service has not registered.
+
+The relay never relays it (the policy's ``stranger`` rule: anyone who learnt a user code could otherwise write to
+that user). When the message is one the policy would answer (SPF or DKIM pass, not automatic), it is **held**: the
+raw mail stays in S3 and a ``HeldMessage`` record names it. The service's registered address (the first; mail to
+it is already trusted) receives an approval mail with a one-time link that expires. Following the link shows a
+confirmation page; confirming it (a POST, so that mail scanners that open links approve nothing) registers the
+new address on the service and relays the held message. Until then the sender has the usual error mail.
+
+Tokens are ``<hold id>.<expiry>.<HMAC>`` with the relay's code secret (any of its keys, so a rotation does not kill
+pending links); the hold id is keyed and unguessable, the record is the one-time part (its state moves from
+``pending`` to ``approved`` under a condition), the HMAC and expiry make a guessed or edited link fail without a
+read.
+One approval mail per (service, new address) at a time: another message from the same address while one is
+pending gets only the error mail.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, formatdate, make_msgid
+from enum import StrEnum
+from urllib.parse import quote
+
+from emailflow.codes import Keyring
+from emailflow.rewrite import TRACE_HEADER, sanitise_display_name
+
+_TOKEN = re.compile(r"^(?P<hold>[A-Za-z0-9_-]{22})\.(?P<expires>\d{1,12})\.(?P<sig>[A-Za-z0-9_-]{22})$")
+
+
+class HoldState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A reply from an unregistered address, kept for the service to approve (the raw mail stays in S3)."""
+
+    hold_id: str
+    service_code: str
+    sender: str
+    """The new address (normalised): what approving registers on the service."""
+    inbound_message_id: str
+    recipient: str
+    """The user-code relay address it was written to."""
+    envelope_sender: str
+    spf: str
+    dkim: str
+    spam: str
+    """SES's verdicts on the held message: the relay decides again with them when it is allowed."""
+    created_at: int
+    expires_at: int
+    state: HoldState = HoldState.PENDING
+
+
+class TokenError(ValueError):
+    """The link is not one of ours, was edited, or has expired."""
+
+
+def hold_id_for(keyring: Keyring, inbound_message_id: str, recipient: str) -> str:
+    """The hold of one (inbound message, relay recipient): the same on a Lambda retry, so a retry after a failed
+    approval mail finds its own hold and sends the mail again, and unguessable without the secret."""
+    digest = hmac.new(keyring.current, f"hold:{inbound_message_id}:{recipient}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def _signature(key: bytes, hold_id: str, expires_at: int) -> str:
+    digest = hmac.new(key, f"approve:{hold_id}:{expires_at}".encode(), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def approval_token(keyring: Keyring, hold_id: str, expires_at: int) -> str:
+    return f"{hold_id}.{expires_at}.{_signature(keyring.current, hold_id, expires_at)}"
+
+
+def read_approval_token(keyring: Keyring, token: str, now: int) -> str:
+    """The hold id of a genuine, unexpired token; ``TokenError`` otherwise (no store read needed to refuse)."""
+    match = _TOKEN.match(token.strip())
+    if match is None:
+        raise TokenError("not an approval link of this relay")
+    hold_id, expires_at = match["hold"], int(match["expires"])
+    if not any(hmac.compare_digest(_signature(key, hold_id, expires_at), match["sig"]) for key in keyring.all_keys()):
+        raise TokenError("not an approval link of this relay")
+    if now >= expires_at:
+        raise TokenError("this approval link has expired")
+    return hold_id
+
+
+def approval_link(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}?token={quote(token, safe='')}"
+
+
+def approval_mail(*, to_address: str, new_sender: str, service_name: str, link: str, hours: int, brand: str,
+                  noreply_address: str, trace_value: str, now: int) -> bytes:
+    """The mail to the service's registered address: who wrote from where, and the link. It shows the new
+    address to the service (whose message it presumably is) and nothing about the user."""
+    paragraphs = [
+        f"A reply to one of your {brand} conversations was sent from {new_sender}, an address that is not "
+        f"registered for {service_name}. It was not delivered.",
+        f"If this address is yours (a second mailbox, a colleague's), allow it: {link}",
+        f"The link works once and expires in {hours} hours. Allowing it delivers the held reply and lets this "
+        "address answer your conversations from now on.",
+        "If you do not recognise the address, ignore this mail: nothing is delivered.",
+    ]
+    message = EmailMessage(policy=SMTP)
+    message["From"] = formataddr((sanitise_display_name(brand), noreply_address))
+    message["To"] = to_address
+    message["Subject"] = f"Allow {new_sender} to answer for {sanitise_display_name(service_name)}?"
+    message["Date"] = formatdate(now, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=noreply_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    message[TRACE_HEADER] = trace_value
+    message.set_content("\n\n".join(paragraphs) + f"\n\n-- \n{brand}\n")
+    body = "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in paragraphs[:1]) + \
+        f'<p><a href="{html.escape(link)}">Allow {html.escape(new_sender)}</a></p>' + \
+        "".join(f"<p>{html.escape(paragraph)}</p>" for paragraph in paragraphs[2:])
+    message.add_alternative(f"<!doctype html><html><body>{body}<p>&mdash; {html.escape(brand)}</p></body></html>",
+                            subtype="html")
+    return message.as_bytes()
