@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from emailflow.model import (
     AddressHealth,
@@ -18,7 +18,9 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.senders import HeldMessage
+
+if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not imported by every cold start
+    from emailflow.senders import HeldMessage
 
 
 class RelayFault(RuntimeError):

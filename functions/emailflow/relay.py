@@ -54,7 +54,6 @@ from emailflow.ports import (
     mail_size,
 )
 from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers, rewrite_message
-from emailflow.senders import HeldMessage, approval_link, approval_mail, approval_token, hold_id_for
 
 MAX_THREAD_LOOKUPS = 10
 """In-Reply-To plus the newest References: enough to thread, bounded so a crafted header costs little."""
@@ -299,7 +298,18 @@ def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Servic
     """A reply to a user code from an address the service has not registered, by a sender SPF or DKIM vouches
     for: keep it, ask the service's registered address to allow the new one (emailflow.senders), and tell the
     sender as for any stranger. The delivery is closed as ``stranger_held``: allowing reopens it, and a retry of
-    this event is a duplicate."""
+    this event is a duplicate.
+
+    Only with an approval URL, for a stranger: ``senders`` (and ``email.policy``) is imported here, not by every
+    cold start (benchmarks/bench_coldstart.py)."""
+    from emailflow.senders import (  # noqa: PLC0415 - deferred, see the docstring
+        HeldMessage,
+        approval_link,
+        approval_mail,
+        approval_token,
+        hold_id_for,
+    )
+
     now = int(context.clock())
     claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
     if claim is not ClaimResult.CLAIMED:

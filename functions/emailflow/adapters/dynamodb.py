@@ -47,10 +47,11 @@ from emailflow.model import (
     ThreadRefs,
 )
 from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault, UserCodeClaim
-from emailflow.senders import HeldMessage, HoldState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from emailflow.senders import HeldMessage
 
 Item = dict[str, Any]
 SERVICES_INDEX = "services"
@@ -735,6 +736,8 @@ class DynamoDirectory:
     def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
         """Both items or neither. A retry of the same hold (same id, still pending) succeeds again; another
         pending, unexpired hold for the same (service, sender) makes it fail."""
+        from emailflow.senders import HoldState  # noqa: PLC0415 - senders imports email.policy: not on every cold start
+
         now = int(self._clock())
         item = {**hold_key(held.hold_id), "kind": {"S": "held"}, "service_code": {"S": held.service_code},
                 "sender": {"S": held.sender}, "inbound_message_id": {"S": held.inbound_message_id},
@@ -757,6 +760,8 @@ class DynamoDirectory:
         return once.applied
 
     def get_held(self, hold_id: str) -> HeldMessage | None:
+        from emailflow.senders import HeldMessage, HoldState  # noqa: PLC0415 - see hold_message
+
         item = self._batch_get([hold_key(hold_id)]).get(self._key_of(hold_key(hold_id)))
         if item is None:
             return None
@@ -766,6 +771,8 @@ class DynamoDirectory:
                            expires_at=_n(item, "expires_at") or 0, state=HoldState(item["state"]["S"]))
 
     def approve_held(self, hold_id: str, now: int) -> bool:
+        from emailflow.senders import HoldState  # noqa: PLC0415 - see hold_message
+
         with _Once() as once:
             self._client.update_item(
                 TableName=self._table, Key=hold_key(hold_id),
