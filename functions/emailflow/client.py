@@ -29,7 +29,7 @@ from emailflow.ports import ApprovalStore
 from emailflow.services import (
     ServiceRegistry,
     find_service,
-    register_service,
+    registration,
     service_address,
     set_service_status,
     update_service,
@@ -64,6 +64,15 @@ class ServiceInfo:
         data["context"] = dict(self.context)
         data["undeliverable"] = dict(self.undeliverable)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedService:
+    """The answer to a registration with an idempotency key."""
+
+    service: ServiceInfo
+    created: bool
+    """False when the key answered with the service an earlier request created."""
 
 
 class RelayStore(ServiceRegistry, ConversationStore, ApprovalStore, Protocol):
@@ -114,11 +123,21 @@ class Relay:
                        idempotency_key: str | None = None) -> ServiceInfo:
         """Register a service; its ``address`` is what the web form shows. With ``idempotency_key``, a retry of
         the same request returns the same service instead of creating a second one."""
+        return self._register(addresses, name, context, idempotency_key).service
+
+    def create_service_idempotent(self, addresses: Sequence[str] | str, name: str,
+                                  context: Mapping[str, str] | None = None, *,
+                                  idempotency_key: str) -> CreatedService:
+        """``create_service`` with a required key, saying whether this call created the service or replayed an
+        earlier one with the same key (the HTTP API answers 201 or 200)."""
+        return self._register(addresses, name, context, idempotency_key)
+
+    def _register(self, addresses: Sequence[str] | str, name: str, context: Mapping[str, str] | None,
+                  idempotency_key: str | None) -> CreatedService:
         real = [addresses] if isinstance(addresses, str) else list(addresses)
-        created = register_service(self.store, self.codebook, real, name, context, clock=self._clock,
-                                   relay_domain=self.addressing.domain, request_key=idempotency_key,
-                                   registry=self.store)
-        return self.info(created)
+        done = registration(self.store, self.codebook, real, name, context, clock=self._clock,
+                            relay_domain=self.addressing.domain, request_key=idempotency_key, registry=self.store)
+        return CreatedService(self.info(done.service), created=done.created)
 
     def get_service(self, service: str) -> ServiceInfo:
         """``service``: a service code or its relay address (any case)."""

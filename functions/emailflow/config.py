@@ -58,7 +58,8 @@ class Settings:
     """Transient bounces in a row after which an address is treated as gone for good."""
     oversize_link_hours: int = 24
     approval_url: str = ""
-    """The HTTP API's ``/senders/allow`` URL: services allow new senders there. Empty: strangers are only told."""
+    """The page where services allow new senders (template parameter ``ApprovalUrl``; it calls
+    ``Relay.pending_approval`` and ``Relay.allow_sender``). Empty: strangers are only told."""
     approval_hours: int = 72
     """Lifetime of a new-sender approval link."""
     """Lifetime of the download link sent instead of a message too large to send; 0 turns the link off."""

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from emailflow.addresses import InvalidAddress, RelayAddressing, normalise_address
@@ -87,6 +87,15 @@ def _request(request_key: str, addresses: tuple[str, ...], name: str, context: M
                                expires_at=now + REQUEST_KEY_SECONDS)
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a registration did: the service, and whether this request created it."""
+
+    service: Service
+    created: bool
+    """False when the request key answered with the service an earlier request created (a replay)."""
+
+
 def register_service(directory: Directory, codebook: CodeBook, addresses: Sequence[str], display_name: str,
                      context: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time,
                      relay_domain: str | None = None, *, request_key: str | None = None,
@@ -97,6 +106,15 @@ def register_service(directory: Directory, codebook: CodeBook, addresses: Sequen
     request created: a web form submitted twice registers one service. The same key with a different request
     raises ``RequestKeyReused``.
     """
+    return registration(directory, codebook, addresses, display_name, context, clock, relay_domain,
+                        request_key=request_key, registry=registry).service
+
+
+def registration(directory: Directory, codebook: CodeBook, addresses: Sequence[str], display_name: str,
+                 context: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time,
+                 relay_domain: str | None = None, *, request_key: str | None = None,
+                 registry: ServiceRegistry | None = None) -> Registration:
+    """``register_service``, telling a new service from a replayed request key (the HTTP API answers 201 or 200)."""
     normalised = _clean_addresses(addresses, relay_domain)
     name = _clean_name(display_name)
     cleaned_context = _clean_context(context)
@@ -119,9 +137,9 @@ def register_service(directory: Directory, codebook: CodeBook, addresses: Sequen
             prior = directory.get_service(stored.service_code)
             if prior is None:
                 raise ServiceNotFound("the service this key created no longer exists")
-            return prior
+            return Registration(prior, created=False)
         if stored:
-            return service
+            return Registration(service, created=True)
     raise RuntimeError("could not draw an unused service code")
 
 

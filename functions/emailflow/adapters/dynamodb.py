@@ -352,20 +352,27 @@ class DynamoDirectory:
         ``listing``), never a scan of the table."""
         services: list[Service] = []
         paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(TableName=self._table, IndexName=SERVICES_INDEX,
-                                       KeyConditionExpression="listing = :service",
-                                       ExpressionAttributeValues={":service": {"S": "service"}}):
-            services.extend(_service_from(item) for item in page.get("Items", []))
+        try:
+            for page in paginator.paginate(TableName=self._table, IndexName=SERVICES_INDEX,
+                                           KeyConditionExpression="listing = :service",
+                                           ExpressionAttributeValues={":service": {"S": "service"}}):
+                services.extend(_service_from(item) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise RelayFault("could not list the services") from exc
         return sorted(services, key=lambda service: (service.created_at, service.code))
 
     def list_pairs(self, service_code: str) -> list[Pair]:
         """Every conversation of one service: one Query on the service's partition."""
         pairs: list[Pair] = []
         paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(TableName=self._table, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-                                       ExpressionAttributeValues={":pk": {"S": f"SVC#{service_code}"},
-                                                                  ":p": {"S": "PAIR#"}}):
-            pairs.extend(_pair_from(item, service_code) for item in page.get("Items", []))
+        try:
+            for page in paginator.paginate(TableName=self._table,
+                                           KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+                                           ExpressionAttributeValues={":pk": {"S": f"SVC#{service_code}"},
+                                                                      ":p": {"S": "PAIR#"}}):
+                pairs.extend(_pair_from(item, service_code) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise RelayFault("could not read the service's conversations") from exc
         return pairs
 
     # -- relay reads ----------------------------------------------------------------------------------------
