@@ -93,7 +93,8 @@ class RelayContext:
     max_outbound_bytes: int = MAX_OUTBOUND_BYTES
     off_platform_signal: bool = False
     approval_url: str = ""
-    """Where a service allows a new sender (the HTTP API's ``/senders/allow``); empty: strangers are only told."""
+    """Where a service allows a new sender (the approval page's ``/senders/allow``); empty: strangers are only
+    told."""
     approval_seconds: int = 72 * _HOUR
     clock: Callable[[], float] = time.time
 

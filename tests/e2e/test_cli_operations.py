@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +217,48 @@ def test_readme_python_client_snippet_runs_against_the_relay(local_relay: LocalR
     assert namespace["contact_address"]("4711", "owner@flats.example", "María García") == address
     shown = _json(local_relay, "service", "show", address)
     assert (shown["status"], shown["context"]) == ("disabled", {"listing": "4711"})
+
+
+def test_new_sender_is_allowed_through_the_link_in_the_approval_mail(local_relay: LocalRelay, register: Register,
+                                                                    maildirs: Path) -> None:
+    # Given a conversation: a user wrote to a service over SMTP, and the owner received it
+    owner, colleague = unique_address("owner", "flats.example"), unique_address("anna", "flats.example")
+    service, public = register(owner, "Flats")
+    user = unique_address("jane", "real-user.example")
+    _write(local_relay, user, public)
+    [first] = mailbox(maildirs, owner)
+    user_code_address = parsed(first)["Reply-To"].addresses[0].addr_spec
+
+    # When a colleague answers from an address the service never registered
+    reply = compose(("Anna", colleague), user_code_address, "Re: Is the flat free?", "Yes it is.\n",
+                    in_reply_to=parsed(first)["Message-ID"])
+    send(local_relay.smtp_host, local_relay.smtp_port, colleague, [user_code_address], reply)
+
+    # Then the user receives nothing, the colleague the error mail, the owner an approval mail with a link
+    assert mailbox(maildirs, user) == []
+    [refused] = mailbox(maildirs, colleague)
+    assert "unregistered address" in str(parsed(refused)["Subject"])
+    [_, approval] = mailbox(maildirs, owner)
+    text = parsed(approval).get_body(("plain",))
+    assert text is not None
+    [link] = re.findall(r"http://127\.0\.0\.1:\d+/senders/allow\?token=\S+", str(text.get_content()))
+    assert link.startswith(local_relay.approval_url)
+
+    # When the owner opens the link in a browser: the page, then its button (a form POST)
+    with urllib.request.urlopen(link, timeout=30) as page:  # noqa: S310 - loopback
+        html = page.read().decode()
+    token = re.search(r'name="token" value="([^"]+)"', html)
+    assert token is not None
+    form = urllib.parse.urlencode({"token": token.group(1)}).encode()
+    with urllib.request.urlopen(urllib.request.Request(local_relay.approval_url, data=form), timeout=30) as done:  # noqa: S310
+        allowed = (done.status, done.read().decode())
+    local_relay.settle()
+
+    # Then the held reply reaches the user From the service's relay address, and the colleague is registered
+    assert f"Allow {colleague}?" in html
+    assert allowed[0] == 200
+    assert "The held reply was delivered." in allowed[1]
+    [delivered] = mailbox(maildirs, user)
+    assert parsed(delivered)["From"].addresses[0].addr_spec == public
+    assert colleague.encode() not in delivered.lower()
+    assert _json(local_relay, "service", "show", service.code)["addresses"] == [owner, colleague]

@@ -34,7 +34,7 @@ def _api_function(stack: Stack) -> tuple[str, dict[str, Any]]:
 
 
 def _body(stack: Stack) -> dict[str, Any]:
-    (api,) = stack.resources("AWS::ApiGatewayV2::Api").values()
+    api = stack.resource("HttpApi")  # the marketplace API (ApprovalsApi is the public approval page's)
     body: dict[str, Any] = api["Properties"]["Body"]
     return body
 
@@ -110,7 +110,8 @@ def test_api_template_invoke_policy_covers_this_api_only(stack: Stack) -> None:
 
 def test_api_template_stage_throttles_and_logs_without_personal_data(stack: Stack) -> None:
     # Given the API's stage
-    (stage,) = stack.resources("AWS::ApiGatewayV2::Stage").values()
+    (stage,) = (stage for stage in stack.resources("AWS::ApiGatewayV2::Stage").values()
+                if stage["Properties"]["ApiId"] == ref("HttpApi"))
     properties = stage["Properties"]
     log_groups = stack.resources("AWS::Logs::LogGroup")
 

@@ -9,7 +9,7 @@ from emailflow.cli.main import cli
 
 COMMANDS = [[], ["local"], ["service"], ["service", "add"], ["service", "list"], ["service", "show"],
             ["service", "update"], ["service", "disable"], ["service", "enable"], ["conversation"],
-            ["conversation", "show"], ["address"], ["address", "clear"], ["stats"], ["redrive"], ["replay"]]
+            ["conversation", "show"], ["address"], ["address", "clear"], ["stats"], ["redrive"], ["replay"], ["doctor"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: " ".join(command) or "emailflow")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import replace
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from emailflow.approvals import ApprovalError, approve_sender, pending_approval
+from emailflow.approval_pages import handle_approval
+from emailflow.approvals import Approval, ApprovalError, PendingApproval, approve_sender, pending_approval
 from emailflow.codes import Keyring
 from emailflow.model import DeliveryKey, DeliveryState, Direction, ServiceStatus
 from emailflow.outcomes import Action, Reason, RelayOutcome
@@ -194,3 +197,88 @@ def test_link_of_a_disabled_service_is_refused(relay: Relay) -> None:
                                                      status=ServiceStatus.DISABLED)
     with pytest.raises(ApprovalError, match="no longer receives"):
         pending_approval(relay.directory, relay.context, token)
+
+
+# -- the approval page (emailflow.approval_pages) ----------------------------------------------------------------
+
+
+class _Approvals:
+    """The Python client's two approval calls on the harness's fakes."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def pending_approval(self, token: str) -> PendingApproval:
+        return pending_approval(self.relay.directory, self.relay.context, token)
+
+    def allow_sender(self, token: str) -> Approval:
+        return approve_sender(self.relay.directory, self.relay.context, token)
+
+
+def _page(relay: Relay, event: dict[str, Any]) -> dict[str, Any]:
+    return handle_approval(event, lambda: _Approvals(relay)).as_proxy_result()
+
+
+def test_approval_page_get_changes_nothing_and_post_allows(relay: Relay) -> None:
+    # Given a held reply and the link mailed to the service
+    service, to_service = relay.start_conversation(relay.register([OWNER]))
+    _colleague_replies(relay, to_service)
+    token = _token(relay.mailer.sent[1])
+    sent = len(relay.mailer.sent)
+
+    # When the link is opened (twice: a mail scanner, then the owner)
+    for _ in range(2):
+        shown = _page(relay, {"routeKey": "GET /senders/allow", "queryStringParameters": {"token": token}})
+
+    # Then the page names the address and carries the button; nothing happened yet
+    assert shown["statusCode"] == 200
+    assert f"Allow {COLLEAGUE}?" in shown["body"]
+    assert f'name="token" value="{token}"' in shown["body"]
+    assert shown["headers"]["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in shown["headers"]["content-security-policy"]
+    assert USER not in shown["body"]
+    assert len(relay.mailer.sent) == sent
+    assert relay.directory.services[service.code].addresses == (OWNER,)
+
+    # When the button is pressed (a form POST, base64 as API Gateway may send it)
+    form = base64.b64encode(urlencode({"token": token}).encode()).decode()
+    allowed = _page(relay, {"routeKey": "POST /senders/allow", "body": form, "isBase64Encoded": True})
+    again = _page(relay, {"routeKey": "POST /senders/allow", "body": urlencode({"token": token})})
+
+    # Then the reply went to the user, once; a second press says the link is spent
+    assert (allowed["statusCode"], "The held reply was delivered." in allowed["body"]) == (200, True)
+    assert [mail.to_address for mail in relay.mailer.sent[sent:]] == [USER]
+    assert again["statusCode"] == 410
+    assert "used already" in again["body"]
+
+
+@pytest.mark.parametrize("event", [
+    {"routeKey": "GET /senders/allow"},
+    {"routeKey": "GET /senders/allow", "queryStringParameters": {"token": "<script>x</script>"}},
+    {"routeKey": "POST /senders/allow", "body": "token=a&token=b"},
+    {"routeKey": "POST /senders/allow", "body": "%%%", "isBase64Encoded": True},
+    {"routeKey": "POST /senders/allow", "body": "x" * 10_000},
+    {"routeKey": "GET /other"},
+])
+def test_approval_page_answers_bad_requests_with_a_page(relay: Relay, event: dict[str, Any]) -> None:
+    page = _page(relay, event)
+    assert page["statusCode"] in (404, 410)
+    assert "<script>" not in page["body"]
+    assert page["headers"]["content-type"] == "text/html; charset=utf-8"
+
+
+def test_approval_page_fault_asks_to_try_again_and_link_keeps_working(relay: Relay) -> None:
+    # Given a held reply, and SES throttling when the owner confirms
+    _, to_service = relay.start_conversation(relay.register([OWNER]))
+    _colleague_replies(relay, to_service)
+    token = _token(relay.mailer.sent[1])
+    relay.mailer.fail_next(SendFailed("throttled"))
+
+    # When the owner confirms, then tries again
+    failed = _page(relay, {"routeKey": "POST /senders/allow", "body": urlencode({"token": token})})
+    retried = _page(relay, {"routeKey": "POST /senders/allow", "body": urlencode({"token": token})})
+
+    # Then the first answer asks to try again, and the second delivers the reply once
+    assert failed["statusCode"] == 503
+    assert retried["statusCode"] == 200
+    assert [mail.to_address for mail in relay.mailer.sent].count(USER) == 1

@@ -7,6 +7,7 @@ import click
 from emailflow import __version__
 from emailflow.cli.context import CliContext
 from emailflow.cli.conversation import address, conversation
+from emailflow.cli.doctor import doctor
 from emailflow.cli.local import local
 from emailflow.cli.redrive import redrive, replay
 from emailflow.cli.service import service
@@ -33,6 +34,7 @@ def cli(ctx: click.Context, stack_name: str) -> None:
 
 cli.add_command(address)
 cli.add_command(conversation)
+cli.add_command(doctor)
 cli.add_command(local)
 cli.add_command(redrive)
 cli.add_command(replay)

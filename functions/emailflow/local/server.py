@@ -32,8 +32,11 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from emailflow import wiring
+from emailflow.approval_pages import handle_approval
+from emailflow.client import Relay
 from emailflow.codes import CodeBook
 from emailflow.config import DEFAULT_STACK, Settings, get_settings, local_region, set_process_environment
+from emailflow.local.approval_server import ApprovalServer
 from emailflow.local.delivery import Deliver, MaildirDelivery, Outbox, SmarthostDelivery
 from emailflow.local.lambda_context import LocalLambdaContext
 from emailflow.local.lambda_runtime import invoke_async
@@ -95,6 +98,8 @@ class LocalRelay:
         self._settings: Settings | None = None
         self._simulator: SimulatorHook | None = None
         self.endpoint_url = ""
+        self.approval_url = ""
+        """The local new-sender approval page (what approval mails link to)."""
         self.outputs: dict[str, str] = {}
 
     # -- life cycle -------------------------------------------------------------------------------------------
@@ -114,8 +119,13 @@ class LocalRelay:
         options = self.options
         _check_port_free(options.host, options.smtp_port)  # before seconds of start-up, not after them
         region = self._start_emulator()
+        approvals = ApprovalServer(EMULATOR_HOST, self._approval_page)
+        approvals.start()
+        self._cleanup.callback(approvals.stop)
+        self.approval_url = approvals.url
         stack = deploy_locally(
-            {"DomainName": options.domain, **({"BrandName": options.brand} if options.brand else {})},
+            {"DomainName": options.domain, **({"BrandName": options.brand} if options.brand else {}),
+             "NewSenderApprovals": "true", "ApprovalUrl": approvals.url},
             stack_name=options.stack_name, region=region)
         self._stack = stack
         self.outputs = register_stack(stack, options.stack_name)
@@ -200,6 +210,18 @@ class LocalRelay:
         s3: S3Client = boto3.session.Session().client("s3")
         return LocalInbound(bucket=self.settings.inbound_bucket, prefix=self.settings.inbound_prefix,
                             lambda_action=lambda_action, s3=s3, verdicts=dict(self.options.verdicts))
+
+    def _approval_page(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One request of the approval page, run as the approval function would be, on the one worker."""
+        if self._executor is None:
+            return {"statusCode": 503, "headers": {}, "body": "starting"}
+        settings = self.settings
+
+        def page() -> dict[str, Any]:
+            with self._function_output():
+                return handle_approval(event, lambda: Relay.from_settings(settings)).as_proxy_result()
+
+        return self._executor.submit(page).result()
 
     def settle(self) -> None:
         """Wait until every invocation and delivery queued so far is done (tests, after a CLI command sent mail)."""

@@ -48,13 +48,13 @@ class LocalStack:
         globals_env = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         function = self.template["Resources"][logical_id]["Properties"]
         own_env = function.get("Environment", {}).get("Variables", {})
-        resolver = Resolver(self.refs, self.attributes)
+        resolver = Resolver(self.refs, self.attributes, self.template.get("Conditions"))
         return {name: str(resolver.resolve(value)) for name, value in {**globals_env, **own_env}.items()}
 
     def outputs(self) -> dict[str, str]:
         """The template's ``Outputs``, resolved. An output that refers to something local mode does not create is
         left out with a warning (the CLI names any output it needs and misses)."""
-        resolver = Resolver(self.refs, self.attributes)
+        resolver = Resolver(self.refs, self.attributes, self.template.get("Conditions"))
         resolved: dict[str, str] = {}
         for key, output in self.template.get("Outputs", {}).items():
             try:
@@ -87,16 +87,21 @@ class LocalStack:
         return handler
 
 
+LOCAL_PARAMETER_DEFAULTS = {"NewSenderApprovals": "false"}
+"""There is no API Gateway here: new-sender approvals are on only when the caller names a page (``ApprovalUrl``
+and ``NewSenderApprovals=true``: `emailflow local` serves one on loopback)."""
+
+
 def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any] | None = None,
                    stack_name: str = "emailflow-local", region: str = "us-east-1") -> LocalStack:
     """Create every resource local mode needs, as the template declares it, in the current (emulated) account."""
     document = template if template is not None else load_template()
-    values = {**parameter_defaults(document), **parameters}
+    values = {**parameter_defaults(document), **LOCAL_PARAMETER_DEFAULTS, **parameters}
     refs: dict[str, str] = {**values, "AWS::Region": region, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
                             "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"}
     attributes: dict[str, str] = {}
     created: list[str] = []
-    resolver = Resolver(refs, attributes)
+    resolver = Resolver(refs, attributes, document.get("Conditions"))
     session = boto3.session.Session(region_name=region)
     suffix = secrets.token_hex(4)
 

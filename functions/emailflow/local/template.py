@@ -69,12 +69,38 @@ _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
 class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against known values."""
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::If (with the template's Conditions) against known
+    values."""
 
-    def __init__(self, refs: Mapping[str, str], attributes: Mapping[str, str]) -> None:
+    def __init__(self, refs: Mapping[str, str], attributes: Mapping[str, str],
+                 conditions: Mapping[str, Any] | None = None) -> None:
         self._refs = refs
         self._attributes = attributes
         """``"Logical.Attribute"`` -> value."""
+        self._conditions = conditions or {}
+        """The template's ``Conditions`` section, evaluated on demand."""
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            raise KeyError(f"template names condition {name}, which it does not declare")
+        return self._truth(self._conditions[name])
+
+    def _truth(self, expression: Any) -> bool:
+        if not isinstance(expression, Mapping) or len(expression) != 1:
+            raise ValueError(f"cannot evaluate condition {expression!r}")
+        (function, argument), = expression.items()
+        if function == "Condition" or (function == "Ref" and argument in self._conditions):
+            return self.condition(argument)  # the loader reads ``!Condition name`` as a Ref
+        if function == "Fn::Equals":
+            left, right = (self.resolve(item) for item in argument)
+            return bool(left == right)
+        if function == "Fn::Not":
+            return not self._truth(argument[0])
+        if function == "Fn::And":
+            return all(self._truth(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self._truth(item) for item in argument)
+        raise ValueError(f"cannot evaluate condition function {function}")
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, bool):
@@ -96,6 +122,9 @@ class Resolver:
             text, variables = (argument, {}) if isinstance(argument, str) else argument
             extra = {name: self.resolve(item) for name, item in variables.items()}
             return _SUB_VARIABLE.sub(lambda match: extra.get(match[1]) or self._sub_variable(match[1]), text)
+        if function == "Fn::If":
+            name, when_true, when_false = argument
+            return self.resolve(when_true if self.condition(name) else when_false)
         if function == "Fn::Join":
             separator, items = argument
             return str(separator).join(self.resolve(item) for item in items)
