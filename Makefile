@@ -44,8 +44,16 @@ package-test: package
 demo: $(STAMP)
 	$(BIN)/python -m emailflow.local.demo
 
+# Every benchmark merges its figures into benchmarks/results.json (benchmarks/README.md); the cost model reads them.
+# A few minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rewrite.py
+	$(BIN)/python benchmarks/bench_coldstart.py
+	$(BIN)/python benchmarks/bench_calls.py
+	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_profile.py
+	$(BIN)/python benchmarks/bench_throughput.py
+	$(BIN)/python benchmarks/cost_model.py
 
 # Writes infra/dashboard.py's dashboard body into template.yaml (tests/integration/test_dashboard.py checks it).
 dashboard: $(STAMP)

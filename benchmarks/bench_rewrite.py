@@ -20,7 +20,6 @@ import email
 import email.policy
 import gc
 import importlib.util
-import json
 import os
 import platform
 import random
@@ -41,8 +40,11 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 if importlib.util.find_spec("emailflow") is None:  # run from the repo root without PYTHONPATH
-    sys.path.insert(0, str(REPO_ROOT / "functions"))
+    sys.path[:0] = [str(REPO_ROOT / "functions"), str(REPO_ROOT)]
+elif importlib.util.find_spec("benchmarks") is None:
+    sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.results import merge_results  # noqa: E402
 from emailflow.rewrite import TRACE_HEADER, RewritePlan, rewrite_headers  # noqa: E402
 
 SEED = 20261125
@@ -640,9 +642,7 @@ def write_results(
         "cpu_count": os.cpu_count(),
         "seed": SEED,
     }
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    merge_results(path, document)  # the other benchmarks' keys stay
 
 
 def _modes(choice: str) -> list[str]:

@@ -7,14 +7,15 @@ Lambda retries the event (SNS -> Lambda is asynchronous) and then parks it on th
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from emailflow.bounces import feedback_events, handle_feedback_batch
 from emailflow.feedback import feedback_from_sns_event
 from emailflow.observability import logger, metrics, record_feedback
 from emailflow.wiring import bounces_context, marketplace_publisher
+
+if TYPE_CHECKING:  # the type only: importing Powertools' typing package at run time costs cold-start time
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -17,18 +17,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeKind, Keyring
 from emailflow.feedback import Feedback, FeedbackType
 from emailflow.loops import loop_marker
-from emailflow.marketplace import MarketplaceEvent, feedback_event
 from emailflow.model import Direction, FeedbackState, SentMessage
 from emailflow.notices import NoticeAddressing, build_notice
 from emailflow.observability import logger
 from emailflow.outcomes import Reason
 from emailflow.ports import FeedbackStore, Mailer, SendFailed, SendRejected
 from emailflow.rewrite import relay_display_name
+
+if TYPE_CHECKING:
+    from emailflow.marketplace import MarketplaceEvent
 
 SUPPRESSION_SUBTYPES = frozenset({"Suppressed", "OnAccountSuppressionList"})
 """SES did not even try: the address is on its (global or account) suppression list. As good as permanent."""
@@ -155,7 +158,10 @@ def handle_feedback_batch(items: Sequence[Feedback], context: BouncesContext) ->
 
 
 def feedback_events(outcomes: Sequence[FeedbackOutcome], occurred_at: int) -> list[MarketplaceEvent]:
-    """``Bounced`` and ``Complained`` events for the marketplace (applied feedback only)."""
+    """``Bounced`` and ``Complained`` events for the marketplace (applied feedback only). Called only when a bus is
+    configured, so the events module is imported here."""
+    from emailflow.marketplace import feedback_event  # noqa: PLC0415 - only with a bus, see the docstring
+
     events = []
     for outcome in outcomes:
         if outcome.action is not FeedbackAction.RECORDED or outcome.service_code is None or outcome.conversation \

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import formataddr, formatdate, make_msgid
 
 from emailflow.outcomes import Reason
@@ -86,7 +84,15 @@ class NoticeAddressing:
 def build_notice(reason: Reason, *, to_address: str, relay_address: str, original_subject: str,
                  original_message_id: str | None, addressing: NoticeAddressing, now: float,
                  recipient_name: str = "") -> bytes:
-    """The raw notice mail (CRLF) for ``reason``; ``KeyError`` if the reason has no notice."""
+    """The raw notice mail (CRLF) for ``reason``; ``KeyError`` if the reason has no notice.
+
+    ``email.policy`` (with the header registry and parser it loads) is imported here, not at the top: both
+    handlers import this module, few invocations write a notice, and that import is a sizeable part of a cold
+    start (benchmarks/bench_coldstart.py).
+    """
+    from email.message import EmailMessage  # noqa: PLC0415 - deferred, see the docstring
+    from email.policy import SMTP  # noqa: PLC0415 - deferred, see the docstring
+
     text = NOTICE_TEXTS[reason]
     name = sanitise_display_name(recipient_name) or "the recipient"
     values = {"relay": relay_address, "brand": addressing.brand, "name": name}

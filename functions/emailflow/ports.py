@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from emailflow.model import (
     AddressHealth,
@@ -18,7 +18,9 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.senders import HeldMessage
+
+if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not imported by every cold start
+    from emailflow.senders import HeldMessage
 
 
 class RelayFault(RuntimeError):
@@ -45,6 +47,18 @@ class ClaimResult(Enum):
     """This (inbound message, recipient) was claimed before: another attempt owns it or finished it."""
     PAIR_EXISTS = "pair_exists"
     """A concurrent first message created the pair first: read it again and claim without creating."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserCodeClaim:
+    """What the first call for mail to a user code did: claim the delivery on the code's alias item and read the
+    alias, in one write (docs/store.md, "Calls per message")."""
+
+    result: ClaimResult | None
+    """CLAIMED; DUPLICATE when an earlier attempt holds the claim and never closed it; None for an unknown code
+    (nothing was claimed)."""
+    service_code: str = ""
+    user_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +94,37 @@ class MailStore(Protocol):
         ...
 
 
+MailBytes = bytes | tuple[bytes | memoryview, ...]
+"""A raw message: whole, or in pieces that are its bytes back to back. The relay sends its rewritten header block
+and a view of the untouched body (``rewrite.rewrite_message``), so that the body of a large message is copied once,
+into the request that carries it, instead of once more into a joined message first (benchmarks/bench_memory.py)."""
+
+
+def mail_bytes(raw: MailBytes) -> bytes:
+    """The message as one bytes object (a copy when it came in pieces)."""
+    return raw if isinstance(raw, bytes) else b"".join(raw)
+
+
+def mail_size(raw: MailBytes) -> int:
+    return len(raw) if isinstance(raw, bytes) else sum(len(piece) for piece in raw)
+
+
+def mail_prefix(raw: MailBytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of the message: a copy of that much only, however many pieces it spans."""
+    if isinstance(raw, bytes):
+        return raw[:limit]
+    head = bytearray()
+    for piece in raw:
+        if len(head) >= limit:
+            break
+        head += piece[: limit - len(head)]
+    return bytes(head)
+
+
 class Mailer(Protocol):
     """Sends raw mail; returns the mail service's message id."""
 
-    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str: ...
+    def send_raw(self, raw: MailBytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str: ...
 
 
 class Directory(Protocol):
@@ -102,20 +143,35 @@ class Directory(Protocol):
         """Service, pair (if any), delivery state and referenced sent records for mail to a service code."""
         ...
 
-    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
-        """Pair, its service, delivery state and referenced sent records for mail to a user code."""
+    def claim_for_user_code(self, user_code: str, delivery: DeliveryKey, expires_at: int) -> UserCodeClaim:
+        """Mail to a user code: mark the delivery in progress on the code's alias item and read the alias (the
+        service code and user address the rest of the reads need), in one call."""
+        ...
+
+    def load_for_service_mail(self, user_code: str, service_code: str, user_address: str, delivery: DeliveryKey,
+                              refs: ThreadRefs) -> Snapshot:
+        """Pair, its service, delivery state, pair rate, the user address's health and referenced sent records for
+        mail to a user code whose alias ``claim_for_user_code`` read."""
+        ...
+
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        """(service code, user address) of a user code, read without claiming anything: for a replay, which must
+        not write (the relay itself reads the alias through ``claim_for_user_code``)."""
         ...
 
     def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
         """Atomically mark the delivery in progress and, for a first message, create the pair (both or neither)."""
         ...
 
-    def release_delivery(self, delivery: DeliveryKey) -> None:
-        """Undo a claim whose send did not happen, so that a retry may claim it again."""
+    def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
+        """Undo a claim whose send did not happen, so that a retry may claim it again. ``alias``: the user code
+        whose alias item holds the claim (``claim_for_user_code``); None for a claim by ``claim_delivery``."""
         ...
 
-    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
-        """Close a claimed delivery that the mail service refused for good."""
+    def reject_delivery(self, delivery: DeliveryKey, reason: str, alias: str | None = None,
+                        expires_at: int | None = None) -> None:
+        """Close a claimed delivery as not sent (refused for good, or a notice owed instead). ``alias`` as in
+        ``release_delivery``; ``expires_at`` for a delivery record that does not exist yet (an alias claim)."""
         ...
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
@@ -127,9 +183,10 @@ class Directory(Protocol):
         ...
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
-                    sent_expires_at: int) -> None:
-        """After a send: close the delivery, store the sent record (by SES id, and by original id for
-        ``recipient_key``) and update the pair's figures, atomically."""
+                    sent_expires_at: int, delivery_expires_at: int | None = None) -> None:
+        """After a send: close the delivery (and, for mail to the user, the claim on the pair's alias item), store
+        the sent record (by SES id, and by original id for ``recipient_key``) and update the pair's figures,
+        atomically. ``delivery_expires_at``: the delivery record's expiry when the claim did not create it."""
         ...
 
     def hold_message(self, held: HeldMessage, sender_key: str) -> bool:

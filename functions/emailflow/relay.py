@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
+from functools import partial
 
 from emailflow.addresses import RelayAddress, RelayAddressing, address_digest, spellings, without_subaddress
 from emailflow.bodymask import mask_addresses
@@ -25,7 +26,6 @@ from emailflow.events import InboundMail
 from emailflow.loops import loop_marker
 from emailflow.message import InboundHeaders, SplitMessage, split_message
 from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, SentMessage, Service, Snapshot, ThreadRefs
-from emailflow.notices import NOTICE_TEXTS, NoticeAddressing, build_notice
 from emailflow.observability import logger
 from emailflow.outcomes import Action, Reason, RelayOutcome
 from emailflow.policy import (
@@ -41,10 +41,19 @@ from emailflow.policy import (
     screen,
     tagged_subject,
 )
-from emailflow.ports import ClaimResult, Directory, Mailer, MailStore, RelayFault, SendFailed, SendRejected
-from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers
-from emailflow.senders import HeldMessage, approval_link, approval_mail, approval_token, hold_id_for
-from emailflow.signals import carries_contact_details
+from emailflow.ports import (
+    ClaimResult,
+    Directory,
+    MailBytes,
+    Mailer,
+    MailStore,
+    RelayFault,
+    SendFailed,
+    SendRejected,
+    mail_bytes,
+    mail_size,
+)
+from emailflow.rewrite import RewritePlan, relay_display_name, rewrite_headers, rewrite_message
 
 MAX_THREAD_LOOKUPS = 10
 """In-Reply-To plus the newest References: enough to thread, bounded so a crafted header costs little."""
@@ -241,42 +250,42 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
 
 def _to_user(inbound: _Inbound, delivery: DeliveryKey, user_code: str, refs: ThreadRefs,
              screening: Decision, context: RelayContext) -> RelayOutcome:
-    sender = inbound.facts.sender or ""
-    snapshot = context.directory.load_for_service_mail(user_code, delivery, refs)
-    pair, service = snapshot.pair, snapshot.service
-    decision = decide_service_mail(inbound.facts, pair, service)
-    if decision is not None:
-        if decision.reason is Reason.STRANGER:
-            logger.info("stranger wrote to a user code", sender=address_digest(sender, context.keyring.current))
-            if context.approval_url and service is not None and may_notify(inbound.facts):
-                return _hold_for_approval(inbound, delivery, service, context)
-        return _conclude(inbound, delivery, decision, Direction.TO_USER, context)
-    if pair is None or service is None:  # decide_service_mail rejects these; this narrows the types
-        raise RelayFault("a user code without pair or service passed the policy")
-    if duplicate := _duplicate(snapshot, delivery, Direction.TO_USER):
-        return duplicate
-    refusal = decide_recipient(inbound.facts, Direction.TO_USER.value, pair, snapshot.user_undeliverable is not None)
-    if refusal is not None:
-        return replace(_conclude(inbound, delivery, refusal, Direction.TO_USER, context), service_code=service.code,
-                       conversation=pair.user_code)
-    if snapshot.recent_messages >= context.pair_messages_per_minute:
-        return replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_USER),
-                       service_code=service.code, conversation=pair.user_code)
+    """Mail to a user code. The first call claims the delivery on the code's alias item and reads the alias back,
+    the second reads everything else (the alias holds the other keys): one read fewer than reading first
+    (docs/store.md). So this path holds a claim while it decides; every way out that sends nothing gives it back
+    before it does anything else (a notice has a claim of its own)."""
+    directory = context.directory
     now = int(context.clock())
-    claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
-    if claim is not ClaimResult.CLAIMED:
-        return RelayOutcome(delivery.recipient, Action.DUPLICATE, Reason.DUPLICATE, Direction.TO_USER)
+    claim = directory.claim_for_user_code(user_code, delivery, now + context.delivery_record_seconds)
+    if claim.result is None:  # no such user code: nothing was claimed
+        return _conclude(inbound, delivery, _unknown_code(inbound.facts), Direction.TO_USER, context)
+    if claim.result is not ClaimResult.CLAIMED:
+        raise DeliveryInDoubt(f"delivery of {delivery.inbound_message_id} was claimed and never closed")
+    try:
+        snapshot = directory.load_for_service_mail(user_code, claim.service_code, claim.user_address, delivery,
+                                                   refs)
+        not_sent = _not_to_send_to_user(inbound, delivery, snapshot, context)
+    except Exception:
+        directory.release_delivery(delivery, alias=user_code)
+        raise
+    if not_sent is not None:
+        directory.release_delivery(delivery, alias=user_code)
+        return not_sent()
+    pair, service = snapshot.pair, snapshot.service
+    if pair is None or service is None:  # _not_to_send_to_user refuses these; this narrows the types
+        raise RelayFault("a user code without pair or service passed the policy")
     plan = RewritePlan(
         from_display_name=relay_display_name(service.display_name, context.brand),
         from_address=context.addressing.address(CodeKind.SERVICE, service.code),
         to_address=pair.user_address,
-        hidden_addresses=tuple(form for address in (sender, *service.addresses) for form in spellings(address)),
+        hidden_addresses=tuple(form for address in (inbound.facts.sender or "", *service.addresses)
+                               for form in spellings(address)),
         trace_value=loop_marker(context.keyring, context.addressing.domain, now),
         date=formatdate(now, usegmt=True),
         thread_ids=_thread_ids(refs, snapshot, pair, context.ses_message_id_domain),
         subject=tagged_subject(inbound.headers.subject, screening.subject_tag),
     )
-    outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_USER, now, context)
+    outcome = _send(inbound, delivery, plan, pair, service, Direction.TO_USER, now, context, alias=user_code)
     if outcome.action is not Action.FORWARDED:
         return outcome
     if inbound.facts.auto_generated:
@@ -290,7 +299,18 @@ def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Servic
     """A reply to a user code from an address the service has not registered, by a sender SPF or DKIM vouches
     for: keep it, ask the service's registered address to allow the new one (emailflow.senders), and tell the
     sender as for any stranger. The delivery is closed as ``stranger_held``: allowing reopens it, and a retry of
-    this event is a duplicate."""
+    this event is a duplicate.
+
+    Only with an approval URL, for a stranger: ``senders`` (and ``email.policy``) is imported here, not by every
+    cold start (benchmarks/bench_coldstart.py)."""
+    from emailflow.senders import (  # noqa: PLC0415 - deferred, see the docstring
+        HeldMessage,
+        approval_link,
+        approval_mail,
+        approval_token,
+        hold_id_for,
+    )
+
     now = int(context.clock())
     claim = context.directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
     if claim is not ClaimResult.CLAIMED:
@@ -335,6 +355,48 @@ def _within_sender_budget(facts: MailFacts, context: RelayContext) -> bool:
     return False
 
 
+def _unknown_code(facts: MailFacts) -> Decision:
+    decision = decide_service_mail(facts, None, None)
+    if decision is None:  # the policy refuses every unknown code; this narrows the type
+        raise RelayFault("an unknown user code passed the policy")
+    return decision
+
+
+def _not_to_send_to_user(inbound: _Inbound, delivery: DeliveryKey, snapshot: Snapshot,
+                         context: RelayContext) -> Callable[[], RelayOutcome] | None:
+    """Why mail to a user code is not sent, as the step that carries it out once the claim is given back; None:
+    send it. The checks and their order are those of mail to a service code."""
+    pair, service = snapshot.pair, snapshot.service
+    decision = decide_service_mail(inbound.facts, pair, service)
+    if decision is not None:
+        if decision.reason is Reason.STRANGER:
+            sender = address_digest(inbound.facts.sender or "", context.keyring.current)
+            logger.info("stranger wrote to a user code", sender=sender)
+            if context.approval_url and service is not None and may_notify(inbound.facts):
+                return partial(_hold_for_approval, inbound, delivery, service, context)  # claims on its own
+        return partial(_conclude, inbound, delivery, decision, Direction.TO_USER, context)
+    if pair is None or service is None:  # decide_service_mail rejects these; this narrows the types
+        raise RelayFault("a user code without pair or service passed the policy")
+    if snapshot.delivery is not None:
+        return partial(_duplicate_or_in_doubt, snapshot, delivery, Direction.TO_USER)
+    code, conversation = service.code, pair.user_code
+    refusal = decide_recipient(inbound.facts, Direction.TO_USER.value, pair, snapshot.user_undeliverable is not None)
+    if refusal is not None:
+        return lambda: replace(_conclude(inbound, delivery, refusal, Direction.TO_USER, context), service_code=code,
+                               conversation=conversation)
+    if snapshot.recent_messages >= context.pair_messages_per_minute:
+        return lambda: replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_USER),
+                               service_code=code, conversation=conversation)
+    return None
+
+
+def _duplicate_or_in_doubt(snapshot: Snapshot, delivery: DeliveryKey, direction: Direction) -> RelayOutcome:
+    duplicate = _duplicate(snapshot, delivery, direction)
+    if duplicate is None:
+        raise RelayFault("no delivery state to act on")
+    return duplicate
+
+
 def _duplicate(snapshot: Snapshot, delivery: DeliveryKey, direction: Direction) -> RelayOutcome | None:
     if snapshot.delivery is None:
         return None
@@ -365,45 +427,57 @@ def _thread_ids(refs: ThreadRefs, snapshot: Snapshot, pair: Pair, ses_domain: st
     return mapping
 
 
-def _outbound_bytes(inbound: _Inbound, plan: RewritePlan) -> bytes:
-    """The message to send: the rewritten header block, and the body with the sender's quoted real address masked
-    in text parts (every other byte of the body untouched)."""
+def _outbound(inbound: _Inbound, plan: RewritePlan) -> MailBytes:
+    """The message to send, in pieces (``rewrite_message``): the rewritten header block, and the body with the
+    sender's quoted real address masked in text parts (every other byte of the body untouched)."""
     raw = inbound.raw
     masked = mask_addresses(raw, inbound.split, plan.hidden_addresses, plan.from_address)
     if masked is not None:
         raw = masked
-        return rewrite_headers(raw, plan, split_message(raw))
-    return rewrite_headers(raw, plan, inbound.split)
+        return rewrite_message(raw, plan, split_message(raw))
+    return rewrite_message(raw, plan, inbound.split)
 
 
 def _send(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, pair: Pair, service: Service,
-          direction: Direction, now: int, context: RelayContext) -> RelayOutcome:
-    rewritten = _outbound_bytes(inbound, plan)
-    if len(rewritten) > context.max_outbound_bytes:
-        return _send_oversize(inbound, delivery, plan, rewritten, pair, service, direction, now, context)
+          direction: Direction, now: int, context: RelayContext, alias: str | None = None) -> RelayOutcome:
+    """Send under the claim held for ``delivery`` (on the alias item of ``alias``, for mail to a user code)."""
+    rewritten = _outbound(inbound, plan)
+    if mail_size(rewritten) > context.max_outbound_bytes:
+        return _send_oversize(inbound, delivery, plan, mail_bytes(rewritten), pair, service, direction, now,
+                              context, alias)
     tags = {"direction": direction.value, "service": service.code, "pair": pair.user_code}
-    ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags)
+    ses_message_id = _send_claimed(context, delivery, rewritten, plan.from_address, plan.to_address, tags, alias)
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
-    # Read from what was sent: a quote of the sender's own address is masked by then and does not count.
-    contact = context.off_platform_signal and carries_contact_details(rewritten, context.addressing.domain)
+    # Read from what was sent (the new header block and the body view, never joined): a quote of the sender's own
+    # address is masked by then and does not count.
+    contact = context.off_platform_signal and _carries_contact_details(rewritten, context.addressing.domain)
     _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address, contact)
     return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.RELAYED, direction, ses_message_id,
                         service_code=service.code, conversation=pair.user_code, contact_details=contact)
 
 
-def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: bytes, from_address: str, to_address: str,
-                  tags: dict[str, str]) -> str | None:
+def _carries_contact_details(raw: MailBytes, relay_domain: str) -> bool:
+    """The off-platform signal, off by default: ``signals`` (and ``email.policy``) is imported only when it is on
+    (benchmarks/bench_coldstart.py)."""
+    from emailflow.signals import carries_contact_details  # noqa: PLC0415 - deferred, see the docstring
+
+    return carries_contact_details(raw, relay_domain)
+
+
+def _send_claimed(context: RelayContext, delivery: DeliveryKey, raw: MailBytes, from_address: str, to_address: str,
+                  tags: dict[str, str], alias: str | None = None) -> str | None:
     """Send under a claim already held. None: SES refused for good (the claim is closed as rejected)."""
     try:
         ses_message_id = context.mailer.send_raw(raw, from_address=from_address, to_address=to_address, tags=tags)
     except SendRejected:
-        context.directory.reject_delivery(delivery, Reason.SEND_REJECTED.value)
+        context.directory.reject_delivery(delivery, Reason.SEND_REJECTED.value, alias,
+                                          int(context.clock()) + context.delivery_record_seconds)
         return None
     except SendFailed:
         # SES answered with an error, so nothing was sent: give the claim back for the Lambda retry. Any other
         # exception (a read time-out after the request left) keeps the claim open: the mail may have gone out.
-        context.directory.release_delivery(delivery)
+        context.directory.release_delivery(delivery, alias)
         raise
     # Before the claim is closed: if closing fails, this line is how an operator knows the mail went out
     # (docs/operations.md, "The DLQ alarm fired").
@@ -432,15 +506,18 @@ def _record(inbound: _Inbound, delivery: DeliveryKey, ses_message_id: str, pair:
     )
     recipient_key = f"{CodeKind.SERVICE.value}:{service.code}" if direction is Direction.TO_SERVICE else \
         f"{CodeKind.USER.value}:{pair.user_code}"
-    context.directory.record_sent(delivery, sent, pair, recipient_key, now + context.sent_record_seconds)
+    context.directory.record_sent(delivery, sent, pair, recipient_key, now + context.sent_record_seconds,
+                                  now + context.delivery_record_seconds)
 
 
 def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, rewritten: bytes, pair: Pair,
-                   service: Service, direction: Direction, now: int, context: RelayContext) -> RelayOutcome:
+                   service: Service, direction: Direction, now: int, context: RelayContext,
+                   alias: str | None = None) -> RelayOutcome:
     """Too large for SES: keep the rewritten copy (no real address of the sender in it), send the recipient a
     short mail with an expiring link, tell the sender. Never dropped silently."""
     if context.oversize_link_seconds <= 0:
-        context.directory.reject_delivery(delivery, Reason.OVERSIZE.value)
+        context.directory.reject_delivery(delivery, Reason.OVERSIZE.value, alias,
+                                          now + context.delivery_record_seconds)
         notified = _notify(inbound, delivery, Reason.OVERSIZE, context, claimed=True)
         return _rejected(delivery.recipient, Reason.OVERSIZE, direction, notice_sent=bool(notified))
     key = context.mail_store.put_copy(f"{inbound.mail.message_id}-{pair.user_code}-{direction.value}.eml",
@@ -452,7 +529,7 @@ def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, 
             f"Reply to this message to answer the sender as usual.\n")
     link_mail = _link_mail(plan, text, now)
     tags = {"direction": direction.value, "service": service.code, "pair": pair.user_code}
-    ses_message_id = _send_claimed(context, delivery, link_mail, plan.from_address, plan.to_address, tags)
+    ses_message_id = _send_claimed(context, delivery, link_mail, plan.from_address, plan.to_address, tags, alias)
     if ses_message_id is None:
         return _rejected(delivery.recipient, Reason.SEND_REJECTED, direction)
     _record(inbound, delivery, ses_message_id, pair, service, direction, now, context, plan.to_address)
@@ -473,7 +550,12 @@ def _link_mail(plan: RewritePlan, text: str, now: int) -> bytes:
 
 def _conclude(inbound: _Inbound, delivery: DeliveryKey, decision: Decision, direction: Direction,
               context: RelayContext) -> RelayOutcome:
-    """Carry out a decision not to relay: drop, or reject and tell the sender when the policy allows it."""
+    """Carry out a decision not to relay: drop, or reject and tell the sender when the policy allows it.
+
+    Error mails are the exception, not the path of a relayed message: ``notices`` is imported here and in
+    ``_notify``, not by every cold start (benchmarks/bench_coldstart.py)."""
+    from emailflow.notices import NOTICE_TEXTS  # noqa: PLC0415 - deferred, see the docstring
+
     if decision.disposition is Disposition.NOTIFY and decision.reason in NOTICE_TEXTS:
         notified = _notify(inbound, delivery, decision.reason, context)
         if notified is None:
@@ -489,6 +571,8 @@ def _notify(inbound: _Inbound, delivery: DeliveryKey, reason: Reason, context: R
 
     Returns whether a notice went out; None when this delivery was handled before (a retry: never twice).
     """
+    from emailflow.notices import NoticeAddressing, build_notice  # noqa: PLC0415 - deferred, see _conclude
+
     facts = inbound.facts
     recorded = (record_as or reason).value
     if not may_notify(facts) or facts.sender is None:

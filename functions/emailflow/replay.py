@@ -22,7 +22,7 @@ from emailflow.events import InboundMail
 from emailflow.message import split_message
 from emailflow.model import DeliveryKey, Pair, SentMessage, Service, Snapshot, ThreadRefs
 from emailflow.outcomes import RelayOutcome
-from emailflow.ports import ClaimResult, Directory, MailStore
+from emailflow.ports import ClaimResult, Directory, MailBytes, MailStore, UserCodeClaim, mail_bytes
 from emailflow.relay import RelayContext, relay_inbound
 from emailflow.senders import HeldMessage
 
@@ -43,10 +43,11 @@ class DryRunMailer:
 
     sent: dict[str, WouldSend] = field(default_factory=dict)
 
-    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
+    def send_raw(self, raw: MailBytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
         ses_message_id = f"dry-run-{len(self.sent) + 1}"
-        header_block = bytes(raw[: split_message(raw).body_start])
-        self.sent[ses_message_id] = WouldSend(from_address, to_address, header_block, len(raw))
+        whole = mail_bytes(raw)  # an operator's replay: one copy of the message is fine here
+        header_block = bytes(whole[: split_message(whole).body_start])
+        self.sent[ses_message_id] = WouldSend(from_address, to_address, header_block, len(whole))
         return ses_message_id
 
 
@@ -87,17 +88,31 @@ class DryRunDirectory:
         return replace(self.inner.load_for_user_mail(service_code, user_address, delivery, refs), delivery=None,
                        recent_messages=0)
 
-    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
-        return replace(self.inner.load_for_service_mail(user_code, delivery, refs), delivery=None, recent_messages=0)
+    def claim_for_user_code(self, user_code: str, delivery: DeliveryKey, expires_at: int) -> UserCodeClaim:
+        # The relay claims on the alias item and reads it back in one write: here only the read is made.
+        alias = self.inner.get_alias(user_code)
+        if alias is None:
+            return UserCodeClaim(None)
+        self.writes.append("claim")
+        return UserCodeClaim(ClaimResult.CLAIMED, *alias)
+
+    def load_for_service_mail(self, user_code: str, service_code: str, user_address: str, delivery: DeliveryKey,
+                              refs: ThreadRefs) -> Snapshot:
+        return replace(self.inner.load_for_service_mail(user_code, service_code, user_address, delivery, refs),
+                       delivery=None, recent_messages=0)
+
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        return self.inner.get_alias(user_code)
 
     def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
         self.writes.append("claim" if new_pair is None else "claim + new conversation")
         return ClaimResult.CLAIMED
 
-    def release_delivery(self, delivery: DeliveryKey) -> None:
+    def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
         self.writes.append("release")
 
-    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
+    def reject_delivery(self, delivery: DeliveryKey, reason: str, alias: str | None = None,
+                        expires_at: int | None = None) -> None:
         self.writes.append(f"reject {reason}")
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
@@ -107,7 +122,7 @@ class DryRunDirectory:
         return True
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
-                    sent_expires_at: int) -> None:
+                    sent_expires_at: int, delivery_expires_at: int | None = None) -> None:
         self.writes.append("record sent")
 
     def hold_message(self, held: HeldMessage, sender_key: str) -> bool:

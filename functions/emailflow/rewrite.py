@@ -330,12 +330,18 @@ def rewrite_header_block(split: SplitMessage, plan: RewritePlan) -> bytes:
     return newline.join(lines) + newline + newline
 
 
-def rewrite_headers(raw: bytes, plan: RewritePlan, split: SplitMessage | None = None) -> bytes:
-    """``raw`` with its header block rewritten by ``HEADER_RULES`` and ``plan``; the body bytes untouched.
+def rewrite_message(raw: bytes, plan: RewritePlan, split: SplitMessage | None = None) -> tuple[bytes, memoryview]:
+    """``raw`` rewritten, in two pieces: the new header block and a view of the untouched body of ``raw``.
 
-    Pass ``split`` when the caller already split the message, to avoid walking the header block twice.
+    Nothing of the body is copied: whoever carries the message on copies it once, straight from the view (the SESv2
+    adapter into its request; ``rewrite_headers`` into one bytes object). Pass ``split`` when the caller already
+    split the message, to avoid walking the header block twice.
     """
     parts = split if split is not None else split_message(raw)
-    header_block = rewrite_header_block(parts, plan)
+    return rewrite_header_block(parts, plan), memoryview(raw)[parts.body_start :]
+
+
+def rewrite_headers(raw: bytes, plan: RewritePlan, split: SplitMessage | None = None) -> bytes:
+    """``raw`` with its header block rewritten by ``HEADER_RULES`` and ``plan``; the body bytes untouched."""
     # bytes.join copies the body straight from the memoryview into the result: one copy, no intermediate slice.
-    return b"".join((header_block, memoryview(raw)[parts.body_start :]))
+    return b"".join(rewrite_message(raw, plan, split))

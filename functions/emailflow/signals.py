@@ -12,6 +12,8 @@ import email
 import email.policy
 import re
 
+from emailflow.ports import MailBytes, mail_prefix
+
 MAX_SCANNED_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 64 * 1024
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
@@ -19,9 +21,12 @@ _PHONE = re.compile(r"(?<![\w/=.-])\+?\d(?:[ ()./-]?\d){8,14}(?![\w/=-])")
 """9 to 15 digits (E.164 allows 15), optionally separated by one space, dot, dash, slash or parenthesis."""
 
 
-def carries_contact_details(raw: bytes, relay_domain: str) -> bool:
-    """True when a text part of ``raw`` shows an e-mail address (other than the relay's) or a phone number."""
-    message = email.message_from_bytes(raw[:MAX_SCANNED_BYTES], policy=email.policy.compat32)
+def carries_contact_details(raw: MailBytes, relay_domain: str) -> bool:
+    """True when a text part of ``raw`` shows an e-mail address (other than the relay's) or a phone number.
+
+    ``raw`` may come in pieces (the rewritten header block and a view of the body): only the scanned prefix is
+    copied out of them, never the whole message."""
+    message = email.message_from_bytes(mail_prefix(raw, MAX_SCANNED_BYTES), policy=email.policy.compat32)
     budget = MAX_TEXT_CHARS
     for part in message.walk():
         if part.get_content_maintype() != "text" or part.get_content_subtype() not in ("plain", "html"):

@@ -2,26 +2,34 @@
 
 Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto. Operator
 commands call ``operations(settings)`` with settings of their own (from a stack's outputs, not the environment).
+
+The relay and the bounces function share this module, so what only one of them needs is imported where it is
+wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (notices, SES
+feedback parsing) in ``bounces_context``, the EventBridge publisher in ``marketplace_publisher``, which most
+deployments never configure. Every module imported at the top of a handler is paid for on every cold start
+(benchmarks/bench_coldstart.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from emailflow.adapters.clients import reset_clients
 from emailflow.adapters.dynamodb import DynamoDirectory
-from emailflow.adapters.eventbridge import EventBridgePublisher
 from emailflow.adapters.s3 import S3MailStore
 from emailflow.adapters.secrets import load_keyring
 from emailflow.adapters.sesv2 import SesMailer
 from emailflow.addresses import RelayAddressing
-from emailflow.bounces import BouncesContext
 from emailflow.codes import CodeBook, Keyring
 from emailflow.config import Settings, get_settings
-from emailflow.policy import SpamPolicy
-from emailflow.ports import Directory
-from emailflow.relay import RelayContext
+
+if TYPE_CHECKING:
+    from emailflow.adapters.eventbridge import EventBridgePublisher
+    from emailflow.bounces import BouncesContext
+    from emailflow.ports import Directory
+    from emailflow.relay import RelayContext
 
 _DAY = 86_400
 
@@ -48,6 +56,9 @@ def relay_context() -> RelayContext:
 
 def relay_context_for(settings: Settings, ring: Keyring, store: Directory) -> RelayContext:
     """The relay of ``settings``' deployment: the function's (above), or an operator's redrive or replay."""
+    from emailflow.policy import SpamPolicy  # noqa: PLC0415 - the relay function's only (module docstring)
+    from emailflow.relay import RelayContext  # noqa: PLC0415 - the relay function's only (module docstring)
+
     return RelayContext(
         addressing=addressing(settings),
         brand=settings.brand,
@@ -73,6 +84,8 @@ def relay_context_for(settings: Settings, ring: Keyring, store: Directory) -> Re
 
 @cache
 def bounces_context() -> BouncesContext:
+    from emailflow.bounces import BouncesContext  # noqa: PLC0415 - the bounces function's only (module docstring)
+
     settings = get_settings()
     ring = keyring()
     return BouncesContext(
@@ -90,7 +103,11 @@ def bounces_context() -> BouncesContext:
 def marketplace_publisher() -> EventBridgePublisher | None:
     """The events publisher, or None when no bus is configured (the default)."""
     bus = get_settings().event_bus
-    return EventBridgePublisher(bus) if bus else None
+    if not bus:
+        return None
+    from emailflow.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415 - only with a bus (docstring)
+
+    return EventBridgePublisher(bus)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,15 +59,38 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
          "user:u1", START + 1000)
     call("reject_delivery", DeliveryKey("m5", "x"), "send_rejected")
     call("claim_delivery", DeliveryKey("m5", "x"), None, START + 100)
-    call("load_for_service_mail", "u1", DeliveryKey("m5", "x"),
+    call("load_for_service_mail", "u1", "s1", "u@x.example", DeliveryKey("m5", "x"),
          ThreadRefs("user:u1", {"<ses1@e>": "ses1", "<ses9@e>": "ses9"}, ("<a@b>", "<r@o>")))
     call("load_for_user_mail", "s1", "u@x.example", first, ThreadRefs("service:s1", {"<ses3@e>": "ses3"}, ("<a@b>",)))
     clock.now = START + 100
     call("load_for_user_mail", "s1", "u@x.example", second, refs)
     call("claim_delivery", first, None, START + 300)
-    call("load_for_service_mail", "zz", first, refs)
+    call("load_for_service_mail", "zz", "s9", "nobody@x.example", first, refs)
+    # mail to a user code: claimed on the alias item, given back, rejected, closed by a send
+    reply = DeliveryKey("m8", "user-u1@relay.example")
+    call("claim_for_user_code", "zz", reply, START + 400)
+    call("claim_for_user_code", "u1", reply, START + 400)
+    call("claim_for_user_code", "u1", reply, START + 400)
+    call("release_delivery", reply, "u1")
+    call("release_delivery", reply, "u1")
+    call("claim_for_user_code", "u1", reply, START + 400)
+    call("reject_delivery", reply, "send_rejected", "u1", START + 400)
+    call("claim_for_user_code", "u1", reply, START + 400)
+    call("load_for_service_mail", "u1", "s1", "u@x.example", reply, ThreadRefs("user:u1"))
+    call("reject_delivery", reply, "send_rejected", "nobody", START + 400)
+    sent_reply = DeliveryKey("m9", "user-u1@relay.example")
+    call("claim_for_user_code", "u1", sent_reply, START + 150)
+    call("record_sent", sent_reply,
+         SentMessage("ses4", Direction.TO_USER, "s1", "u1", "o@x.example", None, "m9", START + 100), pair,
+         "user:u1", START + 1000, START + 150)
+    call("claim_for_user_code", "u1", sent_reply, START + 150)
+    call("load_for_service_mail", "u1", "s1", "u@x.example", sent_reply, ThreadRefs("user:u1"))
     clock.now = START + 1000
-    call("load_for_service_mail", "u1", DeliveryKey("m5", "x"), ThreadRefs("user:u1", {"<ses1@e>": "ses1"}, ("<a@b>",)))
+    call("load_for_service_mail", "u1", "s1", "u@x.example", DeliveryKey("m5", "x"),
+         ThreadRefs("user:u1", {"<ses1@e>": "ses1"}, ("<a@b>",)))
+    call("load_for_service_mail", "u1", "s1", "u@x.example", DeliveryKey("m9", "user-u1@relay.example"),
+         ThreadRefs("user:u1"))
+    call("claim_for_user_code", "u1", DeliveryKey("m8", "user-u1@relay.example"), START + 2000)
     call("record_sent", DeliveryKey("m6", "x"), sent, Pair("s1", "nobody@x.example", "u9", START), "k", START)
     call("get_service", "s1")
     call("get_service", "s2")
@@ -96,11 +119,13 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
     call("record_complaint", fed, "complaint:abuse", START)
     call("record_complaint", fed, "complaint:abuse", START)
     call("feedback_context", "nope", None)
-    call("load_for_service_mail", "u1", DeliveryKey("m7", "x"), ThreadRefs("user:u1"))
+    call("load_for_service_mail", "u1", "s1", "u@x.example", DeliveryKey("m7", "x"), ThreadRefs("user:u1"))
     results.append(("list_pairs", sorted(directory.list_pairs("s1"), key=str)))
     # an operator's reads and repairs (emailflow.client)
     call("find_pair", "u1")
     call("find_pair", "nope")
+    call("get_alias", "u1")
+    call("get_alias", "nope")
     call("address_health", "o@x.example")
     call("resume_pair", "s1", "u@x.example", Direction.TO_SERVICE)
     call("resume_pair", "s1", "nobody@x.example", Direction.TO_USER)
@@ -159,6 +184,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 94
+    assert len(real_results) == len(fake_results) == 112
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

@@ -8,7 +8,7 @@ from emailflow.adapters.dynamodb import DynamoDirectory
 from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
 from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, SentMessage, Service, ThreadRefs
-from emailflow.ports import ClaimResult
+from emailflow.ports import ClaimResult, UserCodeClaim
 
 NOW = 1_800_000_000
 
@@ -127,19 +127,76 @@ def test_directory_record_sent_updates_counters_and_closes_delivery(directory: D
     assert snapshot.copies["<orig@real.example>"].ses_message_id == "ses-1"
 
 
-def test_directory_user_code_lookup_finds_pair_and_service(directory: DynamoDirectory) -> None:
+def test_directory_user_code_claim_reads_alias_and_lookup_finds_pair_and_service(
+        directory: DynamoDirectory) -> None:
     # Given a service and a pair
     service = Service(code="s" * 16, addresses=("owner@flats.example",), display_name="Flat A")
     directory.put_service(service)
     directory.claim_delivery(DeliveryKey("in-1", "r"), _pair(), NOW + 60)
 
-    # When mail to the user code is looked up
-    snapshot = directory.load_for_service_mail("u" * 16, DeliveryKey("in-9", "r"), ThreadRefs("user:" + "u" * 16))
+    # When mail to the user code is claimed, then looked up with what the claim read
+    claim = directory.claim_for_user_code("u" * 16, DeliveryKey("in-9", "r"), NOW + 60)
+    snapshot = directory.load_for_service_mail("u" * 16, claim.service_code, claim.user_address,
+                                               DeliveryKey("in-9", "r"), ThreadRefs("user:" + "u" * 16))
 
-    # Then pair and service come back, and an unknown code finds nothing
+    # Then the claim holds, and pair and service come back
+    assert claim == UserCodeClaim(ClaimResult.CLAIMED, "s" * 16, "jane@real.example")
     assert snapshot.service == service
     assert snapshot.pair is not None
     assert snapshot.pair.user_address == "jane@real.example"
-    unknown = directory.load_for_service_mail("z" * 16, DeliveryKey("in-9", "r"), ThreadRefs("user:" + "z" * 16))
-    assert unknown.pair is None
-    assert unknown.service is None
+
+
+def test_directory_user_code_claim_of_unknown_code_writes_nothing(directory: DynamoDirectory) -> None:
+    # Given no alias for a code
+    delivery = DeliveryKey("in-9", "user-z@relay.example")
+
+    # When mail to it is claimed, twice
+    first = directory.claim_for_user_code("z" * 16, delivery, NOW + 60)
+    second = directory.claim_for_user_code("z" * 16, delivery, NOW + 60)
+
+    # Then the code is unknown both times: the conditional update created no alias item
+    assert first == second == UserCodeClaim(None)
+
+
+def test_directory_user_code_claim_twice_is_duplicate_until_released_or_expired(directory: DynamoDirectory,
+                                                                               clock: Clock) -> None:
+    # Given mail to a user code claimed by one attempt
+    directory.claim_delivery(DeliveryKey("in-1", "r"), _pair(), NOW + 60)
+    delivery = DeliveryKey("in-9", "user-u@relay.example")
+    directory.claim_for_user_code("u" * 16, delivery, NOW + 60)
+
+    # When another attempt claims it, after a release, and after the claim's lifetime
+    while_held = directory.claim_for_user_code("u" * 16, delivery, NOW + 60)
+    directory.release_delivery(delivery, alias="u" * 16)
+    after_release = directory.claim_for_user_code("u" * 16, delivery, NOW + 60)
+    clock.now += 61
+    after_expiry = directory.claim_for_user_code("u" * 16, delivery, NOW + 200)
+
+    # Then only the held claim refuses (the alias comes back with it), the others are claimed again
+    assert while_held == UserCodeClaim(ClaimResult.DUPLICATE, "s" * 16, "jane@real.example")
+    assert (after_release.result, after_expiry.result) == (ClaimResult.CLAIMED, ClaimResult.CLAIMED)
+
+
+def test_directory_record_sent_to_user_closes_the_alias_claim_and_records_delivery(
+        directory: DynamoDirectory, clock: Clock) -> None:
+    # Given mail to a user code claimed on the alias
+    pair = _pair()
+    directory.claim_delivery(DeliveryKey("in-1", "r"), pair, NOW + 60)
+    delivery = DeliveryKey("in-9", "user-u@relay.example")
+    directory.claim_for_user_code("u" * 16, delivery, NOW + 60)
+
+    # When the send is recorded
+    reply = SentMessage(ses_message_id="ses-9", direction=Direction.TO_USER, service_code="s" * 16,
+                        user_code="u" * 16, original_sender="owner@flats.example", original_message_id=None,
+                        inbound_message_id="in-9", sent_at=NOW)
+    directory.record_sent(delivery, reply, pair, "user:" + "u" * 16, NOW + 999, NOW + 60)
+
+    # Then the delivery item says sent and expires with the claim's lifetime, and the alias holds no claim
+    snapshot = directory.load_for_service_mail("u" * 16, "s" * 16, "jane@real.example", delivery,
+                                               ThreadRefs("user:" + "u" * 16))
+    assert snapshot.delivery is DeliveryState.SENT
+    assert directory.claim_for_user_code("u" * 16, delivery, NOW + 60).result is ClaimResult.CLAIMED
+    clock.now += 61
+    expired = directory.load_for_service_mail("u" * 16, "s" * 16, "jane@real.example", delivery,
+                                              ThreadRefs("user:" + "u" * 16))
+    assert expired.delivery is None

@@ -388,21 +388,44 @@ def test_fault_claim_applied_but_answer_lost_relays_once(fault_stack: FaultStack
 
 def test_fault_throttled_claim_of_a_reply_is_retried_and_counted_once(fault_stack: FaultStack,
                                                                       case: LedgerCase) -> None:
-    # Given a conversation, and the claim of the service's reply throttled
+    # Given a conversation, and the claim of the service's reply (on the user code's alias item) throttled
     conversation = fault_stack.conversation("reply-claim")
     fault_stack.invoke(fault_stack.user_writes(conversation))
     user_relay_address = fault_stack.user_relay_address(conversation)
     event = fault_stack.service_replies(conversation, user_relay_address)
     with injector() as faults:
         case.track(faults, [conversation.user])
-        faults.fail_call(dynamodb_client(), "PutItem", lambda: error_answer("ThrottlingException", 400),
-                         matches=_pk_in_body(b'"DLV#'))
+        faults.fail_call(dynamodb_client(), "UpdateItem", lambda: error_answer("ThrottlingException", 400),
+                         matches=_pk_in_body(b'"USR#'))
 
         # When SES invokes the relay and Lambda retries
         invocations = fault_stack.invoke(event)
 
     # Then the reply reaches the user once and counts once
     assert _errors(invocations) == [RelayFault, None]
+    [pair] = fault_stack.pairs(conversation)
+    assert (fault_stack.copies_to(conversation.user), pair.service_messages) == (1, 1)
+
+
+def test_fault_alias_claim_applied_but_answer_lost_relays_once(fault_stack: FaultStack, backoffs: list[float],
+                                                               case: LedgerCase) -> None:
+    # Given a conversation, and the claim of the service's reply written on the alias item, then its answer lost
+    # (botocore repeats the UpdateItem, which then fails its condition on the claim the first try wrote)
+    conversation = fault_stack.conversation("alias-claim-lost-answer")
+    fault_stack.invoke(fault_stack.user_writes(conversation))
+    user_relay_address = fault_stack.user_relay_address(conversation)
+    event = fault_stack.service_replies(conversation, user_relay_address)
+    with injector() as faults:
+        case.track(faults, [conversation.user])
+        faults.lose_answer(dynamodb_client(), "UpdateItem", matches=_pk_in_body(b'"USR#'))
+        sent = faults.watch(dynamodb_client(), "UpdateItem")
+
+        # When SES invokes the relay
+        invocations = fault_stack.invoke(event)
+
+    # Then the repeat recognised its own claim: not in doubt, relayed once in the first attempt, counted once
+    assert len([body for body in sent if b'"USR#' in body and b'"SET #claim' in body]) == 2
+    assert _outcomes(invocations[0]) == [("forwarded", "relayed")]
     [pair] = fault_stack.pairs(conversation)
     assert (fault_stack.copies_to(conversation.user), pair.service_messages) == (1, 1)
 

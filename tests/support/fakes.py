@@ -32,7 +32,15 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault
+from emailflow.ports import (
+    ClaimResult,
+    MailBytes,
+    PriorRegistration,
+    RegistrationRequest,
+    RelayFault,
+    UserCodeClaim,
+    mail_bytes,
+)
 from emailflow.relay import RelayContext
 from emailflow.senders import HeldMessage, HoldState
 
@@ -85,6 +93,8 @@ class InMemoryDirectory:
         self.aliases: dict[str, tuple[str, str]] = {}
         """user code -> (service code, user address): the alias items."""
         self.deliveries: dict[DeliveryKey, _Delivery] = {}
+        self.alias_claims: dict[str, dict[DeliveryKey, int]] = {}
+        """user code -> open claims of mail to it (delivery -> expiry): the ``claim#...`` attributes of its alias."""
         self.sent: dict[str, _Timed] = {}
         self.copies: dict[tuple[str, str], _Timed] = {}
         """(original message id, recipient key) -> our copy."""
@@ -120,7 +130,10 @@ class InMemoryDirectory:
         self.aliases[pair.user_code] = (pair.service_code, pair.user_address)
 
     def delivery_state(self, delivery: DeliveryKey) -> DeliveryState | None:
-        """The stored state, expired or not (what a look at the table would show)."""
+        """The stored state, expired or not (what a look at the table would show): a claim on an alias item is in
+        progress; otherwise the delivery item's state."""
+        if any(delivery in claims for claims in self.alias_claims.values()):
+            return DeliveryState.IN_PROGRESS
         item = self.deliveries.get(delivery)
         return None if item is None else item.state
 
@@ -185,16 +198,30 @@ class InMemoryDirectory:
                         delivery=self._delivery_now(delivery), sent=sent, copies=copies,
                         recent_messages=self._recent(service_code, user_address))
 
-    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
+    def claim_for_user_code(self, user_code: str, delivery: DeliveryKey, expires_at: int) -> UserCodeClaim:
+        self.claims += 1
+        if self.before_claim is not None:
+            self.before_claim(delivery, None)
+        alias = self.aliases.get(user_code)
+        if alias is None:  # the update is conditional on attribute_exists(pk): nothing is written
+            return UserCodeClaim(None)
+        claims = self.alias_claims.setdefault(user_code, {})
+        held = claims.get(delivery)
+        if held is not None and held > int(self._clock()):  # "attribute_not_exists(#claim) OR #claim <= :now"
+            return UserCodeClaim(ClaimResult.DUPLICATE, *alias)
+        claims[delivery] = expires_at
+        if self.after_claim is not None:
+            self.after_claim(delivery, None)
+        return UserCodeClaim(ClaimResult.CLAIMED, *alias)
+
+    def load_for_service_mail(self, user_code: str, service_code: str, user_address: str, delivery: DeliveryKey,
+                              refs: ThreadRefs) -> Snapshot:
         self.reads += 1
         sent, copies = self._thread_records(refs)
-        state = self._delivery_now(delivery)
-        alias = self.aliases.get(user_code)
-        if alias is None:
-            return Snapshot(delivery=state, sent=sent, copies=copies)
-        return Snapshot(service=self.services.get(alias[0]), pair=self.pairs.get(alias), delivery=state,
-                        sent=sent, copies=copies, recent_messages=self._recent(*alias),
-                        user_undeliverable=self._undeliverable(alias[1]))
+        return Snapshot(service=self.services.get(service_code), pair=self.pairs.get((service_code, user_address)),
+                        delivery=self._delivery_now(delivery), sent=sent, copies=copies,
+                        recent_messages=self._recent(service_code, user_address),
+                        user_undeliverable=self._undeliverable(user_address))
 
     def _undeliverable(self, address: str) -> str | None:
         health = self.health.get(address)
@@ -248,21 +275,36 @@ class InMemoryDirectory:
             self.after_claim(delivery, new_pair)
         return ClaimResult.CLAIMED
 
-    def release_delivery(self, delivery: DeliveryKey) -> None:
+    def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
+        if alias is not None:  # REMOVE conditional on attribute_exists(#claim)
+            if delivery not in self.alias_claims.get(alias, {}):
+                raise RelayFault("could not release the delivery claim")
+            del self.alias_claims[alias][delivery]
+            return
         item = self.deliveries.get(delivery)
         if item is None or item.state is not DeliveryState.IN_PROGRESS:  # delete conditional on state = open
             raise RelayFault("could not release the delivery claim")
         del self.deliveries[delivery]
 
-    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
-        # An unconditional update_item: it creates the item if it is missing and keeps expires_at if present.
-        item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.REJECTED, None))
+    def reject_delivery(self, delivery: DeliveryKey, reason: str, alias: str | None = None,
+                        expires_at: int | None = None) -> None:
+        if alias is not None and alias not in self.aliases:  # the claim's removal needs attribute_exists(pk)
+            raise RelayFault("DynamoDB transact_write_items failed")
+        # An unconditional update_item: it creates the item if it is missing and keeps expires_at if present
+        # (if_not_exists when one is given).
+        item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.REJECTED, expires_at))
         item.state, item.reason = DeliveryState.REJECTED, reason
+        if item.expires_at is None:
+            item.expires_at = expires_at
+        if alias is not None:
+            self.alias_claims.get(alias, {}).pop(delivery, None)
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
-                    sent_expires_at: int) -> None:
+                    sent_expires_at: int, delivery_expires_at: int | None = None) -> None:
         stored = self.pairs.get((pair.service_code, pair.user_address))
         if stored is None:  # the pair update is conditional on attribute_exists(pk): the transaction is cancelled
+            raise RelayFault("DynamoDB transact_write_items failed")
+        if sent.direction is Direction.TO_USER and pair.user_code not in self.aliases:  # claim removal: same
             raise RelayFault("DynamoDB transact_write_items failed")
         now = sent.sent_at
         if sent.sender_automatic and sent.direction is Direction.TO_SERVICE:
@@ -283,8 +325,13 @@ class InMemoryDirectory:
                               awaiting_reply_since=None)
         if sent.contact_details:  # ADD contact_details_messages :one
             updated = replace(updated, contact_details_messages=updated.contact_details_messages + 1)
-        item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.SENT, None))  # unconditional update
+        # An unconditional update: creates the delivery item for an alias claim, expires_at if_not_exists.
+        item = self.deliveries.setdefault(delivery, _Delivery(DeliveryState.SENT, delivery_expires_at))
         item.state, item.ses_message_id = DeliveryState.SENT, sent.ses_message_id
+        if item.expires_at is None:
+            item.expires_at = delivery_expires_at
+        if sent.direction is Direction.TO_USER:
+            self.alias_claims.get(pair.user_code, {}).pop(delivery, None)
         self.sent[sent.ses_message_id] = _Timed(sent, sent_expires_at)
         if sent.original_message_id:
             self.copies[(sent.original_message_id, recipient_key)] = _Timed(sent, sent_expires_at)
@@ -391,6 +438,10 @@ class InMemoryDirectory:
 
     # -- operator reads and repairs ---------------------------------------------------------------------------
 
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        self.reads += 1
+        return self.aliases.get(user_code)
+
     def find_pair(self, user_code: str) -> Pair | None:
         self.reads += 1
         alias = self.aliases.get(user_code)
@@ -470,13 +521,13 @@ class RecordingMailer:
         """Raise these on the next sends, one per send, in order (``SendFailed``, ``SendRejected``, anything)."""
         self._failures.extend(errors)
 
-    def send_raw(self, raw: bytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
+    def send_raw(self, raw: MailBytes, *, from_address: str, to_address: str, tags: Mapping[str, str]) -> str:
         self.attempts += 1
         if self._failures:
             raise self._failures.pop(0)
         number = len(self.sent) + 1
         ses_message_id = f"0100019a{number:08x}-{uuid.UUID(int=number)}-000000"
-        self.sent.append(SentMail(ses_message_id, bytes(raw), from_address, to_address, dict(tags)))
+        self.sent.append(SentMail(ses_message_id, bytes(mail_bytes(raw)), from_address, to_address, dict(tags)))
         return ses_message_id
 
 

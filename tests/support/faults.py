@@ -59,7 +59,8 @@ def _body_of(kwargs: dict[str, Any]) -> bytes:
     body = kwargs["request"].body if "request" in kwargs else kwargs["params"].get("body", b"")
     if isinstance(body, str):
         return body.encode()
-    return body if isinstance(body, bytes) else b""
+    # bytes(): the SESv2 adapter sends a bytearray it built in place (emailflow.adapters.sesv2)
+    return bytes(body) if isinstance(body, bytes | bytearray | memoryview) else b""
 
 
 def error_answer(code: str, status: int, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from emailflow.addresses import (
+    _LOCAL_PART,
     MAX_ADDRESS_LENGTH,
     InvalidAddress,
     RelayAddress,
@@ -81,6 +82,17 @@ def test_normalise_address_rejects_what_is_not_a_mailbox(address: str) -> None:
     # When it is normalised, Then it is refused
     with pytest.raises(InvalidAddress):
         normalise_address(address)
+
+
+def test_normalise_address_local_part_characters_are_rfc5322_atext_and_non_ascii() -> None:
+    # Given RFC 5322's atext (section 3.2.3) and UTF-8 local parts (RFC 6532): every non-ASCII code point
+    atext = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~")
+
+    # When every code point is tried as a one-character dot-atom local part
+    accepted = {code for code in range(0x110000) if _LOCAL_PART.fullmatch(chr(code))}
+
+    # Then exactly those are accepted (the pattern is written as a negated class: cheaper to compile)
+    assert accepted == {ord(char) for char in atext} | set(range(0x80, 0x110000))
 
 
 def test_normalise_address_rejects_an_address_over_the_smtp_limit() -> None:

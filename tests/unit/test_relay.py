@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from emailflow.codes import CodeBook, CodeKind
-from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, Service, ServiceStatus
+from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, Service, ServiceStatus, Snapshot
 from emailflow.outcomes import Action, Reason, RelayOutcome
-from emailflow.ports import SendFailed, SendRejected
+from emailflow.ports import RelayFault, SendFailed, SendRejected
 from emailflow.relay import DeliveryInDoubt, RelayContext, relay_inbound
 from emailflow.services import register_service, service_address, set_service_status
 from tests.support.fakes import (
@@ -562,6 +563,136 @@ def test_relay_inbound_concurrent_first_message_uses_existing_pair(relay: Relay)
     assert [pair.user_code for pair in relay.directory.list_pairs(service.code)] == [winner.user_code]
     assert list(relay.directory.aliases) == [winner.user_code]
     assert (outcome.action, outcome.new_conversation) == (Action.FORWARDED, False)
+
+
+# -- exactly once, mail to a user code (claimed on the alias item, docs/store.md) ------------------------------
+
+
+def _reply_delivery(to_service: SentMail, message_id: str) -> DeliveryKey:
+    return DeliveryKey(message_id, to_service.from_address)
+
+
+def test_relay_inbound_reply_crash_after_claim_raises_delivery_in_doubt_on_retry(relay: Relay) -> None:
+    # Given a service's reply whose attempt died right after claiming its delivery
+    _, to_service = relay.start_conversation()
+    message_id = new_message_id()
+
+    def crash(delivery: DeliveryKey, new_pair: Pair | None) -> None:
+        raise _Crash
+
+    relay.directory.after_claim = crash
+    with pytest.raises(_Crash):
+        relay.service_replies(to_service.from_address, to_service.header_message_id, message_id=message_id)
+    relay.directory.after_claim = None
+
+    # When the event is retried
+    with pytest.raises(DeliveryInDoubt):
+        relay.service_replies(to_service.from_address, to_service.header_message_id, message_id=message_id)
+
+    # Then the claim is still open and the user got nothing
+    assert relay.directory.delivery_state(_reply_delivery(to_service, message_id)) is DeliveryState.IN_PROGRESS
+    assert len(relay.mailer.sent) == 1
+
+
+def test_relay_inbound_reply_send_failed_gives_claim_back_and_retry_sends_once(relay: Relay) -> None:
+    # Given a reply whose send SES answered with a throttling error
+    _, to_service = relay.start_conversation()
+    message_id = new_message_id()
+    relay.mailer.fail_next(SendFailed("SES answered Throttling"))
+    with pytest.raises(SendFailed):
+        relay.service_replies(to_service.from_address, to_service.header_message_id, message_id=message_id)
+    released = relay.directory.delivery_state(_reply_delivery(to_service, message_id))
+
+    # When Lambda retries the event, twice
+    first_retry = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                              message_id=message_id))
+    second_retry = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                               message_id=message_id))
+
+    # Then the claim had been given back, the reply went out once, and the delivery is closed as sent
+    assert released is None
+    assert (first_retry.action, second_retry.action) == (Action.FORWARDED, Action.DUPLICATE)
+    assert [sent.to_address for sent in relay.mailer.sent] == [OWNER, USER]
+    assert relay.directory.delivery_state(_reply_delivery(to_service, message_id)) is DeliveryState.SENT
+
+
+def test_relay_inbound_reply_send_rejected_closes_delivery_and_retry_is_duplicate(relay: Relay) -> None:
+    # Given a reply SES refuses for good
+    _, to_service = relay.start_conversation()
+    message_id = new_message_id()
+    relay.mailer.fail_next(SendRejected("MessageRejected"))
+    outcome = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                          message_id=message_id))
+
+    # When it is delivered again
+    retry = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                        message_id=message_id))
+
+    # Then the first is rejected and closed (no claim left on the alias), the retry a duplicate, one send tried
+    assert (outcome.action, outcome.reason) == (Action.REJECTED, Reason.SEND_REJECTED)
+    assert relay.directory.delivery_state(_reply_delivery(to_service, message_id)) is DeliveryState.REJECTED
+    assert retry.action is Action.DUPLICATE
+    assert relay.mailer.attempts == 2
+
+
+def test_relay_inbound_refused_reply_gives_its_claim_back_before_the_notice(relay: Relay) -> None:
+    # Given a conversation, and a stranger writing to its user code
+    _, to_service = relay.start_conversation()
+    message_id = new_message_id()
+
+    # When the stranger's message is handled, then delivered again
+    outcome = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                          {"Owner@Holiday-Flats.example": "spam@elsewhere.example"},
+                                          message_id=message_id))
+    retry = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                        {"Owner@Holiday-Flats.example": "spam@elsewhere.example"},
+                                        message_id=message_id))
+
+    # Then one notice went out under the delivery's own claim, now closed, and no claim is left on the alias
+    assert (outcome.reason, outcome.notice_sent, retry.action) == (Reason.STRANGER, True, Action.DUPLICATE)
+    assert relay.directory.delivery_state(_reply_delivery(to_service, message_id)) is DeliveryState.REJECTED
+    assert relay.directory.alias_claims == {to_service.from_address[5:21]: {}}
+    assert len(relay.mailer.sent) == 2
+
+
+def test_relay_inbound_reply_read_fault_gives_claim_back_for_the_retry(relay: Relay,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a reply whose second read fails once (DynamoDB throttled it)
+    _, to_service = relay.start_conversation()
+    message_id = new_message_id()
+    read = relay.directory.load_for_service_mail
+
+    def failing_once(*args: Any) -> Snapshot:
+        monkeypatch.setattr(relay.directory, "load_for_service_mail", read)
+        raise RelayFault("could not read from DynamoDB")
+
+    monkeypatch.setattr(relay.directory, "load_for_service_mail", failing_once)
+    with pytest.raises(RelayFault):
+        relay.service_replies(to_service.from_address, to_service.header_message_id, message_id=message_id)
+
+    # When Lambda retries the event
+    outcome = _only(relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                          message_id=message_id))
+
+    # Then the fault left no claim behind, and the retry relays the reply
+    assert outcome.action is Action.FORWARDED
+    assert len(relay.mailer.sent) == 2
+
+
+def test_relay_inbound_reply_to_unknown_user_code_claims_nothing(relay: Relay) -> None:
+    # Given a genuine user code that no pair has
+    address = f"user-{CodeBook(KEYRING).new_code(CodeKind.USER)}@relay.example"
+
+    # When the same message to it arrives twice
+    raw = load_eml("service_reply.eml", {"user-placeholder@relay.example": address})
+    message_id = new_message_id()
+    first = _only(relay.deliver(raw, [address], OWNER, message_id))
+    second = _only(relay.deliver(raw, [address], OWNER, message_id))
+
+    # Then nothing was claimed on any alias, and the writer was told once
+    assert relay.directory.alias_claims == {}
+    assert (first.reason, second.action) == (Reason.UNKNOWN_CODE, Action.DUPLICATE)
+    assert [sent.to_address for sent in relay.mailer.sent] == [OWNER]
 
 
 # -- pair figures -------------------------------------------------------------------------------------------------

@@ -1,16 +1,23 @@
-"""Lazily created, per-container boto3 clients.
+"""Lazily created, per-container AWS clients, all made by one botocore session.
 
 A client is made on first use and cached: cold start pays only for the clients its path needs, and a test's
-``mock_aws()`` is active before any client exists (a client created earlier would bypass it). ``reset_clients``
-drops the cache (tests, local mode).
+``mock_aws()`` is active before any client (or the session) exists (one created earlier would bypass it).
+``reset_clients`` drops the cache and the session (tests, local mode).
+
+Why one session: a botocore session's loader lists the service models and reads the endpoint and partition data
+once; a session per client paid that again for every client (the relay's first invocation makes four).
+Why botocore and not boto3: the handlers use clients only, and ``import boto3`` also loads boto3's resource layer
+and s3transfer, which nothing here uses (``benchmarks/bench_coldstart.py`` measures both).
+A lock guards creation: a botocore session is not thread-safe, the clients it makes are (local mode may call a
+handler from several threads).
 """
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -30,11 +37,23 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 _NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 _CONFIGS = {"sesv2": _NO_RETRIES}
 
+_lock = threading.Lock()
+_session: botocore.session.Session | None = None
+_clients: dict[str, Any] = {}
 
-@cache
+
 def _client(service_name: str) -> Any:
-    config = _CONFIGS.get(service_name, _CONFIG)
-    return boto3.session.Session().client(service_name, config=config)  # type: ignore[call-overload]
+    client = _clients.get(service_name)
+    if client is not None:
+        return client
+    global _session  # noqa: PLW0603 - the per-container session, made on first use
+    with _lock:
+        if service_name not in _clients:
+            if _session is None:
+                _session = botocore.session.get_session()
+            config = _CONFIGS.get(service_name, _CONFIG)
+            _clients[service_name] = _session.create_client(service_name, config=config)
+        return _clients[service_name]
 
 
 def s3_client() -> S3Client:
@@ -73,4 +92,7 @@ def sqs_client() -> SQSClient:
 
 
 def reset_clients() -> None:
-    _client.cache_clear()
+    global _session  # noqa: PLW0603 - see _client
+    with _lock:
+        _clients.clear()
+        _session = None

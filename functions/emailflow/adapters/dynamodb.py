@@ -6,6 +6,7 @@
 | pair (stats)     | ``SVC#<code>``      | ``PAIR#<user addr>``  |
 | user-code alias  | ``USR#<user code>`` | ``USR``               |
 | delivery claim   | ``DLV#<inbound id>``| ``RCPT#<recipient>``  |
+| ... to a user code, in flight | on the alias item: attribute ``claim#<inbound id>#<recipient>`` |
 | sent message     | ``SENT#<ses id>``   | ``SENT``              |
 | ... by original  | ``MSGID#<orig id>`` | ``TO#<kind>:<code>``  |
 | pair rate        | ``RATE#<svc>#<addr>``| ``<unix minute>``    |
@@ -45,11 +46,12 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault
-from emailflow.senders import HeldMessage, HoldState
+from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault, UserCodeClaim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from emailflow.senders import HeldMessage
 
 Item = dict[str, Any]
 SERVICES_INDEX = "services"
@@ -71,6 +73,13 @@ def alias_key(user_code: str) -> Item:
 
 def delivery_key(delivery: DeliveryKey) -> Item:
     return {"pk": {"S": f"DLV#{delivery.inbound_message_id}"}, "sk": {"S": f"RCPT#{delivery.recipient}"}}
+
+
+def claim_attribute(delivery: DeliveryKey) -> str:
+    """The attribute of an alias item that holds the open claim of one delivery of mail to its user code (a map:
+    the claim's ``expires_at`` and its ``attempt`` token). Set by ``claim_for_user_code``, removed when the delivery
+    is closed or given back."""
+    return f"claim#{delivery.inbound_message_id}#{delivery.recipient}"
 
 
 def sent_key(ses_message_id: str) -> Item:
@@ -383,28 +392,56 @@ class DynamoDirectory:
             **self._thread_records(items, refs),
         )
 
-    def load_for_service_mail(self, user_code: str, delivery: DeliveryKey, refs: ThreadRefs) -> Snapshot:
-        keys = [alias_key(user_code), delivery_key(delivery)]
+    def claim_for_user_code(self, user_code: str, delivery: DeliveryKey, expires_at: int) -> UserCodeClaim:
+        """One UpdateItem on the alias: claims the delivery (an attribute of the alias item) and returns the alias.
+
+        Mail to a user code needs the alias before it can read anything else (the pair's keys are in it). Claiming
+        there first and reading it back with ``ReturnValues`` makes the claim and that first read one call, where a
+        read of the alias, a read of the rest and a claim were three (docs/store.md).
+        """
+        now = int(self._clock())
+        # A token per claim call, as in ``claim_delivery``: when botocore repeats this write after its answer was
+        # lost, the repeat fails its condition on the claim the first try wrote, and the token shows it is ours.
+        attempt = secrets.token_hex(8)
+        claim = claim_attribute(delivery)
+        try:
+            response = self._client.update_item(
+                TableName=self._table, Key=alias_key(user_code), UpdateExpression="SET #claim = :claim",
+                # Only on an existing alias: an unknown code creates nothing. An expired claim (TTL does not apply
+                # to attributes) is as good as none, as for delivery items.
+                ConditionExpression="attribute_exists(pk) AND "
+                                    "(attribute_not_exists(#claim) OR #claim.#expires <= :now)",
+                ExpressionAttributeNames={"#claim": claim, "#expires": "expires_at"},
+                ExpressionAttributeValues={":claim": {"M": {"expires_at": _num(expires_at), "attempt": {"S": attempt}}},
+                                           ":now": _num(now)},
+                ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise RelayFault("could not claim the delivery") from exc
+            old: Item | None = exc.response.get("Item")  # type: ignore[assignment]
+            if old is None:
+                return UserCodeClaim(None)
+            result = ClaimResult.CLAIMED if _is_attempt(old.get(claim, {}).get("M"), attempt) else \
+                ClaimResult.DUPLICATE
+            return UserCodeClaim(result, str(old["service_code"]["S"]), str(old["user_address"]["S"]))
+        except BotoCoreError as exc:
+            raise RelayFault("could not claim the delivery") from exc
+        alias = response["Attributes"]
+        return UserCodeClaim(ClaimResult.CLAIMED, str(alias["service_code"]["S"]), str(alias["user_address"]["S"]))
+
+    def load_for_service_mail(self, user_code: str, service_code: str, user_address: str, delivery: DeliveryKey,
+                              refs: ThreadRefs) -> Snapshot:
+        keys = [service_key(service_code), pair_key(service_code, user_address), delivery_key(delivery),
+                rate_key(service_code, user_address, self._minute()), address_key(user_address)]
         items = self._batch_get([*keys, *self._thread_keys(refs)])
-        alias = items.get(self._key_of(keys[0]))
-        state = self._delivery_state(items.get(self._key_of(keys[1])))
-        threads = self._thread_records(items, refs)
-        if alias is None:
-            return Snapshot(delivery=state, **threads)
-        service_code, user_address = str(alias["service_code"]["S"]), str(alias["user_address"]["S"])
-        rate = rate_key(service_code, user_address, self._minute())
-        health = address_key(user_address)
-        second = self._batch_get([service_key(service_code), pair_key(service_code, user_address), rate, health])
-        health_item = second.get(self._key_of(health))
-        service_item = second.get(self._key_of(service_key(service_code)))
-        pair_item = second.get(self._key_of(pair_key(service_code, user_address)))
+        service_item, pair_item, health_item = (items.get(self._key_of(keys[index])) for index in (0, 1, 4))
         return Snapshot(
             service=None if service_item is None else _service_from(service_item),
             pair=None if pair_item is None else _pair_from(pair_item, service_code),
-            delivery=state,
-            recent_messages=_n(second.get(self._key_of(rate)) or {}, "count") or 0,
+            delivery=self._delivery_state(items.get(self._key_of(keys[2]))),
+            recent_messages=_n(items.get(self._key_of(keys[3])) or {}, "count") or 0,
             user_undeliverable=None if health_item is None else _s(health_item, "undeliverable_reason"),
-            **threads,
+            **self._thread_records(items, refs),
         )
 
     def _minute(self) -> int:
@@ -500,22 +537,42 @@ class DynamoDirectory:
             raise RelayFault("could not create the pair") from exc
         return ClaimResult.CLAIMED
 
-    def release_delivery(self, delivery: DeliveryKey) -> None:
+    def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
         try:
+            if alias is not None:
+                self._client.update_item(TableName=self._table, Key=alias_key(alias), UpdateExpression="REMOVE #claim",
+                                         ConditionExpression="attribute_exists(#claim)",
+                                         ExpressionAttributeNames={"#claim": claim_attribute(delivery)})
+                return
             self._client.delete_item(TableName=self._table, Key=delivery_key(delivery),
                                      ConditionExpression="#state = :open", ExpressionAttributeNames={"#state": "state"},
                                      ExpressionAttributeValues={":open": {"S": DeliveryState.IN_PROGRESS.value}})
         except (ClientError, BotoCoreError) as exc:
             raise RelayFault("could not release the delivery claim") from exc
 
-    def reject_delivery(self, delivery: DeliveryKey, reason: str) -> None:
-        self._call(self._client.update_item, TableName=self._table, Key=delivery_key(delivery),
-                   UpdateExpression="SET #state = :state, reason = :reason",
-                   ExpressionAttributeNames={"#state": "state"},
-                   ExpressionAttributeValues={":state": {"S": DeliveryState.REJECTED.value}, ":reason": {"S": reason}})
+    def reject_delivery(self, delivery: DeliveryKey, reason: str, alias: str | None = None,
+                        expires_at: int | None = None) -> None:
+        values: Item = {":state": {"S": DeliveryState.REJECTED.value}, ":reason": {"S": reason}}
+        expression = "SET #state = :state, reason = :reason"
+        if expires_at is not None:
+            expression += ", expires_at = if_not_exists(expires_at, :expires)"
+            values[":expires"] = _num(expires_at)
+        close = {"TableName": self._table, "Key": delivery_key(delivery), "UpdateExpression": expression,
+                 "ExpressionAttributeNames": {"#state": "state"}, "ExpressionAttributeValues": values}
+        if alias is None:
+            self._call(self._client.update_item, **close)
+            return
+        self._call(self._client.transact_write_items, TransactItems=[{"Update": close}, self._claim_removal(delivery,
+                                                                                                            alias)])
+
+    def _claim_removal(self, delivery: DeliveryKey, alias: str) -> Any:
+        """The transaction item that removes the claim of ``delivery`` from the alias item of ``alias``."""
+        return {"Update": {"TableName": self._table, "Key": alias_key(alias), "UpdateExpression": "REMOVE #claim",
+                           "ConditionExpression": "attribute_exists(pk)",
+                           "ExpressionAttributeNames": {"#claim": claim_attribute(delivery)}}}
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,
-                    sent_expires_at: int) -> None:
+                    sent_expires_at: int, delivery_expires_at: int | None = None) -> None:
         sent_item: Item = {
             **sent_key(sent.ses_message_id),
             "kind": {"S": "sent"},
@@ -538,14 +595,20 @@ class DynamoDirectory:
             copy_item = {**sent_item, **copy_key(sent.original_message_id, recipient_key), "kind": {"S": "copy"}}
             writes.append({"Put": {"TableName": self._table, "Item": copy_item}})
         update = _PAIR_UPDATES[(sent.direction, sent.sender_automatic)]
+        close: Item = {"TableName": self._table, "Key": delivery_key(delivery),
+                       "UpdateExpression": "SET #state = :sent, ses_message_id = :ses",
+                       "ExpressionAttributeNames": {"#state": "state"},
+                       "ExpressionAttributeValues": {":sent": {"S": DeliveryState.SENT.value},
+                                                     ":ses": {"S": sent.ses_message_id}}}
+        if delivery_expires_at is not None:  # an alias claim: this write creates the delivery record
+            close["UpdateExpression"] += ", expires_at = if_not_exists(expires_at, :expires)"
+            close["ExpressionAttributeValues"][":expires"] = _num(delivery_expires_at)
+        if sent.direction is Direction.TO_USER:  # mail to a user code was claimed on the pair's alias item
+            writes.append(self._claim_removal(delivery, pair.user_code))
         if sent.contact_details:  # every expression above ends in its ADD clause
             update += ", contact_details_messages :one"
         self._call(self._client.transact_write_items, TransactItems=[
-            {"Update": {"TableName": self._table, "Key": delivery_key(delivery),
-                        "UpdateExpression": "SET #state = :sent, ses_message_id = :ses",
-                        "ExpressionAttributeNames": {"#state": "state"},
-                        "ExpressionAttributeValues": {":sent": {"S": DeliveryState.SENT.value},
-                                                      ":ses": {"S": sent.ses_message_id}}}},
+            {"Update": close},
             *writes,
             {"Update": {"TableName": self._table, "Key": pair_key(pair.service_code, pair.user_address),
                         "UpdateExpression": update, "ConditionExpression": "attribute_exists(pk)",
@@ -680,6 +743,8 @@ class DynamoDirectory:
     def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
         """Both items or neither. A retry of the same hold (same id, still pending) succeeds again; another
         pending, unexpired hold for the same (service, sender) makes it fail."""
+        from emailflow.senders import HoldState  # noqa: PLC0415 - senders imports email.policy: not on every cold start
+
         now = int(self._clock())
         item = {**hold_key(held.hold_id), "kind": {"S": "held"}, "service_code": {"S": held.service_code},
                 "sender": {"S": held.sender}, "inbound_message_id": {"S": held.inbound_message_id},
@@ -702,6 +767,8 @@ class DynamoDirectory:
         return once.applied
 
     def get_held(self, hold_id: str) -> HeldMessage | None:
+        from emailflow.senders import HeldMessage, HoldState  # noqa: PLC0415 - see hold_message
+
         item = self._batch_get([hold_key(hold_id)]).get(self._key_of(hold_key(hold_id)))
         if item is None:
             return None
@@ -711,6 +778,8 @@ class DynamoDirectory:
                            expires_at=_n(item, "expires_at") or 0, state=HoldState(item["state"]["S"]))
 
     def approve_held(self, hold_id: str, now: int) -> bool:
+        from emailflow.senders import HoldState  # noqa: PLC0415 - see hold_message
+
         with _Once() as once:
             self._client.update_item(
                 TableName=self._table, Key=hold_key(hold_id),
@@ -733,12 +802,17 @@ class DynamoDirectory:
 
     # -- operator reads and repairs ---------------------------------------------------------------------------
 
+    def get_alias(self, user_code: str) -> tuple[str, str] | None:
+        """(service code, user address) of a user code: one read, never on the mail path (replay, operators)."""
+        alias = self._batch_get([alias_key(user_code)]).get(self._key_of(alias_key(user_code)))
+        return None if alias is None else (str(alias["service_code"]["S"]), str(alias["user_address"]["S"]))
+
     def find_pair(self, user_code: str) -> Pair | None:
         """The pair of a user code: its alias item, then the pair (two reads; never on the mail path)."""
-        alias = self._batch_get([alias_key(user_code)]).get(self._key_of(alias_key(user_code)))
+        alias = self.get_alias(user_code)
         if alias is None:
             return None
-        service_code, user_address = str(alias["service_code"]["S"]), str(alias["user_address"]["S"])
+        service_code, user_address = alias
         key = pair_key(service_code, user_address)
         item = self._batch_get([key]).get(self._key_of(key))
         return None if item is None else _pair_from(item, service_code)

@@ -8,6 +8,10 @@ with ``Content-Transfer-Encoding: 8bit`` is common, and real SES accepts it). Th
 The same handler hands every accepted raw send, as the exact bytes the caller passed, to the registered outbound
 listeners (``add_outbound_listener``): that is where local mode takes the mail SES would go on to deliver. It runs
 in-process with moto (``mock_aws`` or a ``ThreadedMotoServer`` in this process), never against a remote emulator.
+
+In-process moto also assumes a request body is ``bytes``: it hands anything else to werkzeug as form data. The
+SESv2 adapter sends a ``bytearray`` (built in place, see ``emailflow.adapters.sesv2``), which botocore, urllib3 and
+AWS take as it is; the seam gives moto the same bytes as ``bytes``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.ses.models import ses_backends
 from moto.sesv2.responses import SESV2Response
 
@@ -77,6 +82,14 @@ def install_byte_exact_sesv2() -> None:
             return json.dumps({"MessageId": message.id})
 
         SESV2Response.send_email = send_email  # type: ignore[method-assign]
+        process_request = BotocoreStubber.process_request
+
+        def bytes_body(self: BotocoreStubber, request: Any) -> Any:
+            if isinstance(request.body, bytearray | memoryview):
+                request.body = bytes(request.body)
+            return process_request(self, request)
+
+        BotocoreStubber.process_request = bytes_body  # type: ignore[method-assign]
         _installed = True
 
 
