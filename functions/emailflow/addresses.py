@@ -138,3 +138,13 @@ class RelayAddressing:
         kind, text = split
         code = codebook.verify(kind, text)
         return None if code is None else RelayAddress(kind, code)
+
+    def code_of(self, kind: CodeKind, reference: str, codebook: CodeBook) -> str | None:
+        """The verified code of ``kind`` an operator names: a relay address (any case, ``+tag`` allowed), the bare
+        code, or ``<prefix>-<code>``. None for anything else; the keyed check runs first, so a typo costs no read."""
+        text = reference.strip()
+        if "@" in text:
+            parsed = self.parse(text, codebook)
+            return parsed.code if parsed is not None and parsed.kind is kind else None
+        prefix = self.service_prefix if kind is CodeKind.SERVICE else self.user_prefix
+        return codebook.verify(kind, text.removeprefix(f"{prefix}-"))

@@ -81,12 +81,7 @@ def find_conversation(store: ConversationStore, addressing: RelayAddressing, cod
 
     The code goes through the keyed check first: a mistyped one costs no read.
     """
-    text = reference.strip()
-    if "@" in text:
-        parsed = addressing.parse(text, codebook)
-        code = parsed.code if parsed is not None and parsed.kind is CodeKind.USER else None
-    else:
-        code = codebook.verify(CodeKind.USER, text.removeprefix(f"{addressing.user_prefix}-"))
+    code = addressing.code_of(CodeKind.USER, reference, codebook)
     if code is None:
         raise ConversationError("not a user code or user address of this relay")
     pair = store.find_pair(code)

@@ -165,12 +165,7 @@ def find_service(directory: Directory, addressing: RelayAddressing, codebook: Co
 
     The text goes through the same keyed check as mail does, so a mistyped code is reported without a read.
     """
-    text = code_or_address.strip()
-    if "@" in text:
-        parsed = addressing.parse(text, codebook)
-        code = parsed.code if parsed is not None and parsed.kind is CodeKind.SERVICE else None
-    else:
-        code = codebook.verify(CodeKind.SERVICE, text.removeprefix(f"{addressing.service_prefix}-"))
+    code = addressing.code_of(CodeKind.SERVICE, code_or_address, codebook)
     if code is None:
         raise ServiceError("not a service code or service address of this relay")
     service = directory.get_service(code)

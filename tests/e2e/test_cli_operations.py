@@ -8,6 +8,8 @@ import json
 import re
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,14 +123,26 @@ def test_cli_conversation_show_refuses_a_service_address(local_relay: LocalRelay
     assert (result.exit_code, result.stderr) == (1, "Error: not a user code or user address of this relay\n")
 
 
+@contextmanager
+def _sending_paused() -> Iterator[None]:
+    """SES refuses every send (account sending paused) while the block runs: Lambda's attempts all fail."""
+    with injector() as faults:
+        faults.fail_call(sesv2_client(), "SendEmail", lambda: error_answer("SendingPausedException", 400), times=-1)
+        yield
+
+
+def _new_service_and_user(register: Register) -> tuple[str, str, str]:
+    """(owner, service address, user): a fresh service and a user who has not written yet."""
+    owner = unique_address("owner", "flats.example")
+    _, public = register(owner, "Flats")
+    return owner, public, unique_address("jane", "real-user.example")
+
+
 def test_cli_redrive_relays_parked_mail_once_and_empties_the_queue(local_relay: LocalRelay, register: Register,
                                                                   maildirs: Path) -> None:
     # Given a message parked in the dead-letter queue: SES sending was paused for all of Lambda's attempts
-    owner = unique_address("owner", "flats.example")
-    _, public = register(owner, "Flats")
-    user = unique_address("jane", "real-user.example")
-    with injector() as faults:
-        faults.fail_call(sesv2_client(), "SendEmail", lambda: error_answer("SendingPausedException", 400), times=-1)
+    owner, public, user = _new_service_and_user(register)
+    with _sending_paused():
         _write(local_relay, user, public)
     assert mailbox(maildirs, owner) == []
 
@@ -153,11 +167,8 @@ def test_cli_redrive_relays_parked_mail_once_and_empties_the_queue(local_relay: 
 def test_cli_redrive_leaves_mail_parked_while_the_fault_lasts(local_relay: LocalRelay, register: Register,
                                                              maildirs: Path) -> None:
     # Given a parked message, and SES still paused during the redrive
-    owner = unique_address("owner", "flats.example")
-    _, public = register(owner, "Flats")
-    user = unique_address("jane", "real-user.example")
-    with injector() as faults:
-        faults.fail_call(sesv2_client(), "SendEmail", lambda: error_answer("SendingPausedException", 400), times=-1)
+    owner, public, user = _new_service_and_user(register)
+    with _sending_paused():
         _write(local_relay, user, public)
         failed = _run(local_relay, "redrive", "--json")
 

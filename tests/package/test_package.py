@@ -140,7 +140,8 @@ def _probe(interpreter: tuple[str, dict[str, str]], folders: list[Path], handler
 def test_package_every_handler_imports_from_its_folder_alone(
         interpreter: tuple[str, dict[str, str]], built_template: dict[str, Any], tmp_path: Path) -> None:
     functions = dict(_functions(built_template))
-    assert {"RelayFunction", "BouncesFunction", "ApiFunction", "ApprovalFunction", "RuleSetActivatorFunction"} <= set(functions)
+    assert {"RelayFunction", "BouncesFunction", "ApiFunction", "ApprovalFunction",
+            "RuleSetActivatorFunction"} <= set(functions)
     sources = _source_folders()
     for name, properties in functions.items():
         # Given a function's built folder (plus the runtime's boto3 when the function packages none)
