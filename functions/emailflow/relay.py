@@ -323,7 +323,11 @@ def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Servic
                        spf=verdicts.spf, dkim=verdicts.dkim, spam=verdicts.spam, created_at=now,
                        expires_at=now + context.approval_seconds)
     reason = Reason.STRANGER
-    if context.directory.hold_message(held, address_digest(sender, context.keyring.current)):
+    # Approval mails to one service share the notice budget's hourly limit: someone who learnt a user code cannot
+    # flood the service with approval mails by writing from many addresses (each would get its own hold).
+    if context.directory.allow_notice(f"approvals:{service.code}", now // _HOUR, context.notices_per_sender_per_hour,
+                                      now + 2 * _HOUR) and \
+            context.directory.hold_message(held, address_digest(sender, context.keyring.current)):
         link = approval_link(context.approval_url, approval_token(context.keyring, held.hold_id, held.expires_at))
         mail = approval_mail(to_address=service.addresses[0], new_sender=sender, service_name=service.display_name,
                              link=link, hours=context.approval_seconds // _HOUR, brand=context.brand,

@@ -282,3 +282,16 @@ def test_approval_page_fault_asks_to_try_again_and_link_keeps_working(relay: Rel
     assert failed["statusCode"] == 503
     assert retried["statusCode"] == 200
     assert [mail.to_address for mail in relay.mailer.sent].count(USER) == 1
+
+
+def test_approval_mails_to_one_service_are_limited_per_hour(relay: Relay) -> None:
+    # Given a leaked user code, and someone writing to it from many authenticated addresses within the hour
+    _, to_service = relay.start_conversation(relay.register([OWNER]))
+    outcomes = [relay.service_replies(to_service.from_address, to_service.header_message_id,
+                                      {"Owner@Holiday-Flats.example": f"sender{number}@elsewhere.example"},
+                                      source=f"sender{number}@elsewhere.example")[0] for number in range(8)]
+
+    # Then the service gets at most the hourly budget of approval mails (5); the rest are plain stranger rejections
+    assert [outcome.reason for outcome in outcomes] == [Reason.STRANGER_HELD] * 5 + [Reason.STRANGER] * 3
+    assert [mail.to_address for mail in relay.mailer.sent].count(OWNER) == 1 + 5
+    assert len(relay.directory.held) == 5
