@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from emailflow.adapters.dns_lookup import DnsPythonResolver
@@ -52,10 +50,10 @@ def test_dns_lookup_server_that_never_answers_raises_lookup_error() -> None:
     # Given a server that drops every query, When looked up with a short lifetime
     with loopback_dns(ZONE, mute=True) as server:
         resolver = DnsPythonResolver([server.address], timeout=0.5)
-        started = time.monotonic()
         with pytest.raises(DnsLookupError) as raised:
             resolver.lookup(DOMAIN, "MX")
 
-    # Then it gives up within the lifetime, with dnspython's reason
-    assert time.monotonic() - started < 3
+    # Then it gives up on the lifetime it was given (dnspython's reason says so), after asking the server; how fast
+    # is not a test's business (no wall-clock assertion: machines are noisy)
     assert "lifetime expired" in str(raised.value) or "timed out" in str(raised.value)
+    assert (DOMAIN, "MX") in server.queries
