@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-# ``_client`` is the one per-process client cache (``reset_clients`` clears it). The doctor's services get no
-# getter of their own in ``clients``: that module is shared with the Lambda code path, and nothing there needs them.
-from emailflow.adapters.clients import _client, sesv2_client
+# ``_client`` is the one per-process client cache (``reset_clients`` clears it). SES v1 and Lambda get no getter of
+# their own in ``clients``: that module is shared with the Lambda code path, and nothing there needs them (SQS has one
+# for `emailflow redrive`).
+from emailflow.adapters.clients import _client, sesv2_client, sqs_client
 from emailflow.doctor import (
     ConfigurationSet,
     EmailIdentity,
@@ -95,8 +96,7 @@ class AwsDeploymentProbe:
 
     @property
     def sqs(self) -> SQSClient:
-        client: SQSClient = self._sqs or _client("sqs")
-        return client
+        return self._sqs or sqs_client()
 
     @property
     def region(self) -> str:

@@ -73,15 +73,6 @@ class DeadLetterQueue:
         except (ClientError, BotoCoreError) as exc:
             raise RelayFault("could not release the event in the dead-letter queue") from exc
 
-    def count(self) -> int:
-        """Events parked now (SQS's approximate count)."""
-        try:
-            attributes = self._client.get_queue_attributes(
-                QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        except (ClientError, BotoCoreError) as exc:
-            raise RelayFault("could not read the dead-letter queue") from exc
-        return int(attributes.get("ApproximateNumberOfMessages", "0"))
-
 
 def parked_event(receipt_handle: str, body: str) -> ParkedEvent:
     """Lambda's on-failure record; a body that is a bare SES event (parked by hand) is accepted too."""

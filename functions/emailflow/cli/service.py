@@ -125,14 +125,19 @@ def update(obj: CliContext, code_or_address: str, addresses: tuple[str, ...], na
         click.echo(f"{updated.address} updated")
 
 
+def _set_status(obj: CliContext, code_or_address: str, active: bool) -> None:
+    relay = obj.relay()
+    with reported_errors():
+        updated = relay.enable_service(code_or_address) if active else relay.disable_service(code_or_address)
+    click.echo(f"{updated.address} {updated.status}")
+
+
 @service.command("disable")
 @click.argument("code_or_address")
 @click.pass_obj
 def disable(obj: CliContext, code_or_address: str) -> None:
     """Stop relaying mail to a service (users who write get the relay's error mail)."""
-    with reported_errors():
-        updated = obj.relay().disable_service(code_or_address)
-    click.echo(f"{updated.address} {updated.status}")
+    _set_status(obj, code_or_address, active=False)
 
 
 @service.command("enable")
@@ -140,6 +145,4 @@ def disable(obj: CliContext, code_or_address: str) -> None:
 @click.pass_obj
 def enable(obj: CliContext, code_or_address: str) -> None:
     """Relay mail to a disabled service again."""
-    with reported_errors():
-        updated = obj.relay().enable_service(code_or_address)
-    click.echo(f"{updated.address} {updated.status}")
+    _set_status(obj, code_or_address, active=True)
