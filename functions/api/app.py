@@ -11,10 +11,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from emailflow.api import account_of, handle, relay_client
+from emailflow.api import account_of, handle
+from emailflow.client import function_relay
 from emailflow.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, account_of(context.invoked_function_arn), relay_client).as_proxy_result()
+    return handle(event, account_of(context.invoked_function_arn), function_relay).as_proxy_result()

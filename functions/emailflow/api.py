@@ -23,13 +23,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 from urllib.parse import unquote
 
 from emailflow.addresses import InvalidAddress, normalise_address
 from emailflow.client import Relay, ServiceInfo
-from emailflow.config import ConfigurationError, get_settings
+from emailflow.config import ConfigurationError
 from emailflow.observability import logger
 from emailflow.ports import RelayFault
 from emailflow.services import RequestKeyReused, ServiceError, ServiceNotFound
@@ -422,13 +421,6 @@ def _set_status(request: Request, relay: Relay, change: Callable[[str], ServiceI
 
 
 # -- the client of this deployment ---------------------------------------------------------------------------
-
-@cache
-def relay_client() -> Relay:
-    """The client on the function's own deployment (its environment), built on the first request that needs it and
-    kept for the container: the code secret is read once. A failure is not cached: the next request tries again."""
-    return Relay.from_settings(get_settings())
-
 
 def account_of(function_arn: str) -> str | None:
     """The account in a Lambda function ARN (``arn:aws:lambda:<region>:<account>:function:<name>``)."""

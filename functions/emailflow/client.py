@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from emailflow.addresses import RelayAddressing
@@ -200,3 +201,13 @@ class Relay:
 
     def user_address(self, user_code: str) -> str:
         return self.addressing.address(CodeKind.USER, user_code)
+
+
+@cache
+def function_relay() -> Relay:
+    """The client on the Lambda function's own deployment (its environment): the HTTP API's and the approval
+    page's. Built on the first request that needs it and kept for the container, so the code secret is read once; a
+    failure is not cached: the next request tries again."""
+    from emailflow.config import get_settings
+
+    return Relay.from_settings(get_settings())

@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
-from emailflow import api as api_module
 from emailflow import wiring
 from emailflow.adapters.dynamodb import DynamoDirectory
+from emailflow.client import function_relay
 from emailflow.config import get_settings
 from emailflow.local.lambda_context import LocalLambdaContext
 from emailflow.local.stack import LocalStack
@@ -37,12 +37,12 @@ def api(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiCalle
     for name, value in stack.function_environment("ApiFunction").items():
         monkeypatch.setenv(name, value)
     wiring.reset()
-    api_module.relay_client.cache_clear()
+    function_relay.cache_clear()
     from api.app import handler
 
     invoke: Callable[[dict[str, Any], Any], dict[str, Any]] = handler
     yield ApiCaller(lambda event: invoke(event, LocalLambdaContext()))
-    api_module.relay_client.cache_clear()
+    function_relay.cache_clear()
 
 
 def _items() -> list[dict[str, Any]]:
@@ -127,7 +127,7 @@ def test_api_unsigned_event_is_refused_before_any_aws_call(api: ApiCaller) -> No
     # When it is handled, Then 403, the code secret was not read and nothing was written
     response = api.send(event)
     assert (response.status, response.error_code) == (403, "forbidden")
-    assert api_module.relay_client.cache_info().currsize == 0
+    assert function_relay.cache_info().currsize == 0
     assert _items() == []
 
 
