@@ -150,7 +150,7 @@ class Relay:
     def update_service(self, service: str, *, addresses: Sequence[str] | None = None, name: str | None = None,
                        context: Mapping[str, str] | None = None) -> ServiceInfo:
         found = self._service(service)
-        return self.info(update_service(self.store, found.code, addresses=addresses, display_name=name,
+        return self.info(update_service(self.store, found, addresses=addresses, display_name=name,
                                         context=context, relay_domain=self.addressing.domain))
 
     def disable_service(self, service: str) -> ServiceInfo:

@@ -143,14 +143,12 @@ def registration(directory: Directory, codebook: CodeBook, addresses: Sequence[s
     raise RuntimeError("could not draw an unused service code")
 
 
-def update_service(registry: ServiceRegistry, code: str, *, addresses: Sequence[str] | None = None,
+def update_service(registry: ServiceRegistry, service: Service, *, addresses: Sequence[str] | None = None,
                    display_name: str | None = None, context: Mapping[str, str] | None = None,
                    relay_domain: str | None = None) -> Service:
-    """Change a service's real addresses, name or context (what is not given stays). Its code never changes, so
-    its relay address and every conversation stay as they are."""
-    service = registry.get_service(code)
-    if service is None:
-        raise ServiceNotFound("no such service")
+    """Change a service (as just read, e.g. by ``find_service``): its real addresses, name or context (what is not
+    given stays). Its code never changes, so its relay address and every conversation stay as they are. The write
+    is conditional on the service existing."""
     updated = replace(service,
                       addresses=service.addresses if addresses is None else _clean_addresses(addresses, relay_domain),
                       display_name=service.display_name if display_name is None else _clean_name(display_name),
