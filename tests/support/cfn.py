@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from emailflow.local.template import condition_truth
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 STACK_NAME = "emailflow"
@@ -59,19 +61,7 @@ class Stack:
         return self._conditions[name]
 
     def _truth(self, expression: Any) -> bool:
-        (function, argument), = expression.items()
-        if function == "Condition":
-            return self.condition(argument)
-        if function == "Fn::Equals":
-            left, right = (self.value(item) for item in argument)
-            return str(left) == str(right)
-        if function == "Fn::Not":
-            return not self._truth(argument[0])
-        if function == "Fn::And":
-            return all(self._truth(item) for item in argument)
-        if function == "Fn::Or":
-            return any(self._truth(item) for item in argument)
-        raise ValueError(f"not a condition function: {function}")
+        return condition_truth(expression, self.condition, self.value, self.template.get("Conditions", {}))
 
     def exists(self, logical_id: str) -> bool:
         resource = self.template["Resources"].get(logical_id)

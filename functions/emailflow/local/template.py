@@ -5,7 +5,7 @@ bucket and function settings: local mode and tests build their resources from it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,27 @@ def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
+def condition_truth(expression: Any, condition: Callable[[str], bool], value: Callable[[Any], Any],
+                    names: Container[str]) -> bool:
+    """A ``Conditions`` expression (Fn::Equals, Not, And, Or, Condition) evaluated with ``value`` for its operands
+    and ``condition`` for named conditions (``names``: the YAML loader reads ``!Condition x`` as a Ref to x)."""
+    if not isinstance(expression, Mapping) or len(expression) != 1:
+        raise ValueError(f"cannot evaluate condition {expression!r}")
+    (function, argument), = expression.items()
+    if function == "Condition" or (function == "Ref" and argument in names):
+        return condition(argument)
+    if function == "Fn::Equals":
+        left, right = (value(item) for item in argument)
+        return str(left) == str(right)
+    if function == "Fn::Not":
+        return not condition_truth(argument[0], condition, value, names)
+    if function == "Fn::And":
+        return all(condition_truth(item, condition, value, names) for item in argument)
+    if function == "Fn::Or":
+        return any(condition_truth(item, condition, value, names) for item in argument)
+    raise ValueError(f"cannot evaluate condition function {function}")
+
+
 class Resolver:
     """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::If (with the template's Conditions) against known
     values."""
@@ -86,21 +107,7 @@ class Resolver:
         return self._truth(self._conditions[name])
 
     def _truth(self, expression: Any) -> bool:
-        if not isinstance(expression, Mapping) or len(expression) != 1:
-            raise ValueError(f"cannot evaluate condition {expression!r}")
-        (function, argument), = expression.items()
-        if function == "Condition" or (function == "Ref" and argument in self._conditions):
-            return self.condition(argument)  # the loader reads ``!Condition name`` as a Ref
-        if function == "Fn::Equals":
-            left, right = (self.resolve(item) for item in argument)
-            return bool(left == right)
-        if function == "Fn::Not":
-            return not self._truth(argument[0])
-        if function == "Fn::And":
-            return all(self._truth(item) for item in argument)
-        if function == "Fn::Or":
-            return any(self._truth(item) for item in argument)
-        raise ValueError(f"cannot evaluate condition function {function}")
+        return condition_truth(expression, self.condition, self.resolve, self._conditions)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, bool):
