@@ -89,6 +89,34 @@ def _form_token(event: Mapping[str, Any]) -> str | None:
     return values[0] if len(values) == 1 else None
 
 
+def _answer(work: Callable[[], Page]) -> Page:
+    """``work``'s page; an unusable link is 410 with its reason, a fault 503 (the link still works)."""
+    try:
+        return work()
+    except ApprovalError as exc:
+        return _gone(str(exc))
+    except RelayFault:
+        return _unavailable()
+
+
+def _confirmation(pending: PendingApproval, token: str) -> Page:
+    return Page(200, f"Allow {pending.sender}?", (
+        f"{pending.sender} answered one of your conversations as {pending.service_name}, from an address that is "
+        "not registered for you.",
+        "If this address is yours (a second mailbox, a colleague's), allow it: the held reply is delivered and the "
+        "address may answer your conversations from now on. If you do not recognise it, close this page.",
+    ), form_token=token)
+
+
+def _allowed(approval: Approval) -> Page:
+    delivered = approval.outcome is None or approval.outcome.action.value == "forwarded"
+    return Page(200, "Allowed", (
+        f"{approval.sender} may now answer your conversations.",
+        "The held reply was delivered." if delivered else
+        f"The held reply was not delivered ({approval.outcome.reason.value if approval.outcome else ''}).",
+    ))
+
+
 def handle_approval(event: Mapping[str, Any], approvals: Callable[[], Approvals]) -> Page:
     """One request of the approval page. Never raises for anything a browser can send."""
     route = event.get("routeKey")
@@ -97,32 +125,10 @@ def handle_approval(event: Mapping[str, Any], approvals: Callable[[], Approvals]
         token = query.get("token") if isinstance(query, Mapping) else None
         if not isinstance(token, str) or not token:
             return _gone("the link is incomplete")
-        try:
-            pending = approvals().pending_approval(token)
-        except ApprovalError as exc:
-            return _gone(str(exc))
-        except RelayFault:
-            return _unavailable()
-        return Page(200, f"Allow {pending.sender}?", (
-            f"{pending.sender} answered one of your conversations as {pending.service_name}, from an address "
-            "that is not registered for you.",
-            "If this address is yours (a second mailbox, a colleague's), allow it: the held reply is delivered and "
-            "the address may answer your conversations from now on. If you do not recognise it, close this page.",
-        ), form_token=token)
+        return _answer(lambda: _confirmation(approvals().pending_approval(token), token))
     if route == "POST /senders/allow":
-        token = _form_token(event)
-        if not token:
+        form_token = _form_token(event)
+        if not form_token:
             return _gone("the form was incomplete")
-        try:
-            approval = approvals().allow_sender(token)
-        except ApprovalError as exc:
-            return _gone(str(exc))
-        except RelayFault:
-            return _unavailable()
-        delivered = approval.outcome is None or approval.outcome.action.value == "forwarded"
-        return Page(200, "Allowed", (
-            f"{approval.sender} may now answer your conversations.",
-            "The held reply was delivered." if delivered else
-            f"The held reply was not delivered ({approval.outcome.reason.value if approval.outcome else ''}).",
-        ))
+        return _answer(lambda: _allowed(approvals().allow_sender(form_token)))
     return Page(404, "Not found", ("There is nothing here.",))
