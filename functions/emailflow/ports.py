@@ -47,6 +47,21 @@ class ClaimResult(Enum):
     """This (inbound message, recipient) was claimed before: another attempt owns it or finished it."""
     PAIR_EXISTS = "pair_exists"
     """A concurrent first message created the pair first: read it again and claim without creating."""
+    BUDGET_SPENT = "budget_spent"
+    """The sender's hourly budget (``SenderBudget``) is spent: nothing was claimed, created or counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class SenderBudget:
+    """A per-sender hourly message budget, counted by the write that claims the delivery (docs/store.md, "Calls
+    per message"): a message is counted once, only when it is claimed, and a spent budget claims nothing."""
+
+    sender_key: str
+    """The sender's keyed address digest (``-unverified`` appended for mail neither SPF nor DKIM vouches for)."""
+    window: int
+    """The unix hour counted in."""
+    limit: int
+    expires_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +174,10 @@ class Directory(Protocol):
         not write (the relay itself reads the alias through ``claim_for_user_code``)."""
         ...
 
-    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
-        """Atomically mark the delivery in progress and, for a first message, create the pair (both or neither)."""
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int,
+                       budget: SenderBudget | None = None) -> ClaimResult:
+        """Atomically mark the delivery in progress and, for a first message, create the pair; with ``budget``,
+        count the message against it in the same write (all or nothing; ``BUDGET_SPENT`` when it is spent)."""
         ...
 
     def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
@@ -176,10 +193,6 @@ class Directory(Protocol):
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         """Count one error mail to ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
-        ...
-
-    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
-        """Count one message from ``sender_key`` in time window ``window``; False once ``limit`` is reached."""
         ...
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,

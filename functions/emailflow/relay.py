@@ -48,6 +48,7 @@ from emailflow.ports import (
     Mailer,
     MailStore,
     RelayFault,
+    SenderBudget,
     SendFailed,
     SendRejected,
     mail_bytes,
@@ -209,23 +210,25 @@ def _to_service(inbound: _Inbound, delivery: DeliveryKey, service_code: str, ref
     if snapshot.recent_messages >= context.pair_messages_per_minute:
         return replace(_rejected(delivery.recipient, Reason.RATE_LIMITED, Direction.TO_SERVICE),
                        service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
-    if not _within_sender_budget(inbound.facts, context):
-        return replace(_rejected(delivery.recipient, Reason.SENDER_RATE_LIMITED, Direction.TO_SERVICE),
-                       service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
     now = int(context.clock())
+    budget = _sender_budget(inbound.facts, now, context)
     pair = snapshot.pair
     new_pair = None
     if pair is None:
         new_pair = pair = Pair(service_code=service.code, user_address=user_address,
                                user_code=context.codebook.new_code(CodeKind.USER), started_at=now)
-    claim = directory.claim_delivery(delivery, new_pair, now + context.delivery_record_seconds)
+    claim = directory.claim_delivery(delivery, new_pair, now + context.delivery_record_seconds, budget)
     raced = claim is ClaimResult.PAIR_EXISTS
     if raced:  # a concurrent first message won the race: use its pair
         snapshot = directory.load_for_user_mail(service_code, user_address, delivery, refs)
         if snapshot.pair is None:
             raise RelayFault("pair reported as existing but not found")
         pair, new_pair = snapshot.pair, None
-        claim = directory.claim_delivery(delivery, None, now + context.delivery_record_seconds)
+        claim = directory.claim_delivery(delivery, None, now + context.delivery_record_seconds, budget)
+    if claim is ClaimResult.BUDGET_SPENT:
+        logger.info("sender budget spent", sender=budget.sender_key if budget else None)
+        return replace(_rejected(delivery.recipient, Reason.SENDER_RATE_LIMITED, Direction.TO_SERVICE),
+                       service_code=service.code, conversation=snapshot.pair.user_code if snapshot.pair else None)
     if claim is not ClaimResult.CLAIMED:
         return RelayOutcome(delivery.recipient, Action.DUPLICATE, Reason.DUPLICATE, Direction.TO_SERVICE)
     name = inbound.headers.from_addresses[0][0] if inbound.headers.from_addresses else ""
@@ -342,21 +345,18 @@ def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Servic
                    service_code=service.code)
 
 
-def _within_sender_budget(facts: MailFacts, context: RelayContext) -> bool:
-    """Count this message against its sender's hourly budget (mail to services only: services answer many people).
+def _sender_budget(facts: MailFacts, now: int, context: RelayContext) -> SenderBudget | None:
+    """The hourly budget this message counts against (mail to services only: services answer many people); None
+    when there is none. The claim counts it in the same write (docs/store.md, "Calls per message"), so a
+    redelivered event, a duplicate, is not counted again.
 
-    Counted after the duplicate check, so a redelivered event is not counted again. Mail that neither SPF nor DKIM
-    vouches for counts against a budget of its own: a forger cannot use up a real person's budget by writing in
-    their name.
+    Mail that neither SPF nor DKIM vouches for counts against a budget of its own: a forger cannot use up a real
+    person's budget by writing in their name.
     """
     if context.sender_messages_per_hour <= 0 or facts.sender is None:
-        return True
-    now = int(context.clock())
+        return None
     key = address_digest(facts.sender, context.keyring.current) + ("" if facts.authenticated else "-unverified")
-    if context.directory.allow_sender_message(key, now // _HOUR, context.sender_messages_per_hour, now + 2 * _HOUR):
-        return True
-    logger.info("sender budget spent", sender=key)
-    return False
+    return SenderBudget(key, now // _HOUR, context.sender_messages_per_hour, now + 2 * _HOUR)
 
 
 def _unknown_code(facts: MailFacts) -> Decision:

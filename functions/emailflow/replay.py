@@ -22,7 +22,7 @@ from emailflow.events import InboundMail
 from emailflow.message import split_message
 from emailflow.model import DeliveryKey, Pair, SentMessage, Service, Snapshot, ThreadRefs
 from emailflow.outcomes import RelayOutcome
-from emailflow.ports import ClaimResult, Directory, MailBytes, MailStore, UserCodeClaim, mail_bytes
+from emailflow.ports import ClaimResult, Directory, MailBytes, MailStore, SenderBudget, UserCodeClaim, mail_bytes
 from emailflow.relay import RelayContext, relay_inbound
 from emailflow.senders import HeldMessage
 
@@ -104,8 +104,10 @@ class DryRunDirectory:
     def get_alias(self, user_code: str) -> tuple[str, str] | None:
         return self.inner.get_alias(user_code)
 
-    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
-        self.writes.append("claim" if new_pair is None else "claim + new conversation")
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int,
+                       budget: SenderBudget | None = None) -> ClaimResult:
+        self.writes.append(("claim" if new_pair is None else "claim + new conversation") +
+                           (" + sender budget" if budget is not None else ""))
         return ClaimResult.CLAIMED
 
     def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
@@ -116,9 +118,6 @@ class DryRunDirectory:
         self.writes.append(f"reject {reason}")
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
-        return True
-
-    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         return True
 
     def record_sent(self, delivery: DeliveryKey, sent: SentMessage, pair: Pair, recipient_key: str,

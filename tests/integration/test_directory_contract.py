@@ -13,7 +13,7 @@ from emailflow.adapters.dynamodb import DynamoDirectory
 from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
 from emailflow.model import DeliveryKey, Direction, FeedbackState, Pair, SentMessage, Service, ThreadRefs
-from emailflow.ports import RegistrationRequest, RelayFault
+from emailflow.ports import RegistrationRequest, RelayFault, SenderBudget
 from emailflow.senders import HeldMessage
 from tests.support.fakes import START, FakeClock, InMemoryDirectory
 
@@ -98,10 +98,22 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
         call("allow_notice", "digest-a", 7, 3, START + 7200)
     call("allow_notice", "digest-a", 8, 3, START + 7200)
     call("allow_notice", "digest-b", 7, 3, START + 7200)
-    for _ in range(3):
-        call("allow_sender_message", "digest-a", 7, 2, START + 7200)
-    call("allow_sender_message", "digest-a", 8, 2, START + 7200)
-    call("allow_sender_message", "digest-a-unverified", 7, 2, START + 7200)
+    # the sender budget, counted by the claim's own write
+    budget = SenderBudget("digest-a", 7, 2, START + 7200)
+    for number in range(3):
+        call("claim_delivery", DeliveryKey(f"b{number}", "service-s1@relay.example"), None, START + 100, budget)
+    call("claim_delivery", DeliveryKey("b0", "service-s1@relay.example"), None, START + 100, budget)
+    call("claim_delivery", DeliveryKey("b3", "service-s1@relay.example"), None, START + 100,
+         SenderBudget("digest-a", 8, 2, START + 7200))
+    call("claim_delivery", DeliveryKey("b4", "service-s1@relay.example"), None, START + 100,
+         SenderBudget("digest-a-unverified", 7, 2, START + 7200))
+    spent_first = DeliveryKey("b5", "service-s1@relay.example")
+    call("claim_delivery", spent_first, Pair("s1", "w@x.example", "u7", START), START + 100, budget)
+    call("load_for_user_mail", "s1", "w@x.example", spent_first, refs)
+    call("claim_delivery", spent_first, Pair("s1", "u@x.example", "u8", START), START + 100, budget)
+    call("claim_delivery", spent_first, Pair("s1", "w@x.example", "u7", START), START + 100,
+         SenderBudget("digest-w", 7, 2, START + 7200))
+    call("load_for_user_mail", "s1", "w@x.example", spent_first, refs)
     # feedback on a sent message (the bounces handler's calls)
     fed = SentMessage("ses1", Direction.TO_SERVICE, "s1", "u1", "u@x.example", "<a@b>", "m1", START,
                       recipient_address="o@x.example", user_address="u@x.example", recipient_name="S")
@@ -184,6 +196,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 112
+    assert len(real_results) == len(fake_results) == 118
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

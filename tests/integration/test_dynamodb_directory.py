@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from emailflow.adapters.dynamodb import DynamoDirectory
+from emailflow.adapters.clients import dynamodb_client
+from emailflow.adapters.dynamodb import DynamoDirectory, sender_budget_key
 from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
 from emailflow.model import DeliveryKey, DeliveryState, Direction, Pair, SentMessage, Service, ThreadRefs
-from emailflow.ports import ClaimResult, UserCodeClaim
+from emailflow.ports import ClaimResult, SenderBudget, UserCodeClaim
 
 NOW = 1_800_000_000
 
@@ -29,6 +32,12 @@ def clock() -> Clock:
 @pytest.fixture
 def directory(stack: LocalStack, clock: Clock) -> DynamoDirectory:
     return DynamoDirectory(get_settings().table_name, clock=clock)
+
+
+def stack_item(key: dict[str, Any]) -> dict[str, Any]:
+    """One raw item of the table, read directly (what the adapter wrote, not what it reads back)."""
+    item: dict[str, Any] = dynamodb_client().get_item(TableName=get_settings().table_name, Key=key)["Item"]
+    return item
 
 
 def _pair(user_code: str = "u" * 16) -> Pair:
@@ -82,6 +91,37 @@ def test_directory_released_claim_can_be_claimed_again(directory: DynamoDirector
 
     # When claimed again, Then it succeeds
     assert directory.claim_delivery(delivery, None, NOW + 60) is ClaimResult.CLAIMED
+
+
+def test_directory_claim_counts_the_sender_budget_in_the_same_write(directory: DynamoDirectory) -> None:
+    # Given a sender budget of 2 messages this hour
+    budget = SenderBudget("digest-jane", NOW // 3600, 2, NOW + 7200)
+
+    # When a first message (new pair), a second message and a redelivery of the first are claimed with it
+    first = directory.claim_delivery(DeliveryKey("in-1", "r"), _pair("a" * 16), NOW + 60, budget)
+    second = directory.claim_delivery(DeliveryKey("in-2", "r"), None, NOW + 60, budget)
+    again = directory.claim_delivery(DeliveryKey("in-1", "r"), None, NOW + 60, budget)
+
+    # Then both were claimed and counted, and the redelivery is a duplicate that was not counted
+    assert (first, second, again) == (ClaimResult.CLAIMED, ClaimResult.CLAIMED, ClaimResult.DUPLICATE)
+    item = stack_item(sender_budget_key("digest-jane", NOW // 3600))
+    assert item["count"] == {"N": "2"}
+
+
+def test_directory_spent_sender_budget_claims_and_creates_nothing(directory: DynamoDirectory) -> None:
+    # Given a sender budget already spent this hour
+    budget = SenderBudget("digest-jane", NOW // 3600, 1, NOW + 7200)
+    assert directory.claim_delivery(DeliveryKey("in-0", "r"), None, NOW + 60, budget) is ClaimResult.CLAIMED
+
+    # When a first message of a new pair is claimed with it
+    result = directory.claim_delivery(DeliveryKey("in-1", "r"), _pair("a" * 16), NOW + 60, budget)
+
+    # Then it is refused as spent: no pair, no alias, no claim, and the count did not move
+    assert result is ClaimResult.BUDGET_SPENT
+    snapshot = directory.load_for_user_mail("s" * 16, "jane@real.example", DeliveryKey("in-1", "r"), _refs())
+    assert (snapshot.pair, snapshot.delivery) == (None, None)
+    assert directory.get_alias("a" * 16) is None
+    assert stack_item(sender_budget_key("digest-jane", NOW // 3600))["count"] == {"N": "1"}
 
 
 def test_directory_second_first_message_finds_pair_exists(directory: DynamoDirectory) -> None:

@@ -26,14 +26,14 @@ USER = "jane.doe@real-user.example"
 OWNER = "owner@holiday-flats.example"
 
 CALL_BUDGETS: dict[str, int] = {
-    "phase 0: first message of a new pair": 6,
-    "phase 4: user writes again (known pair)": 6,
+    "phase 0: first message of a new pair": 5,
+    "phase 4: user writes again (known pair)": 5,
     "phase 2: service replies to a user code": 5,
     "bounce: permanent, notice to the sender": 3,
 }
 """What each step may cost in AWS calls (S3 read, SES send, every DynamoDB read and write): the regression budget.
-docs/store.md ("Calls per message") has the table and the reasons. Mail to a service includes the per-sender
-budget's UpdateItem (on by default; 5 calls with ``EMAILFLOW_SENDER_MESSAGES_PER_HOUR=0``)."""
+docs/store.md ("Calls per message") has the table and the reasons. Mail to a service counts the per-sender budget
+in the claim's own write (on by default; ``EMAILFLOW_SENDER_MESSAGES_PER_HOUR=0`` turns it off at the same count)."""
 
 
 @dataclass(frozen=True)

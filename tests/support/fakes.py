@@ -38,6 +38,7 @@ from emailflow.ports import (
     PriorRegistration,
     RegistrationRequest,
     RelayFault,
+    SenderBudget,
     UserCodeClaim,
     mail_bytes,
 )
@@ -248,28 +249,34 @@ class InMemoryDirectory:
 
     # -- relay writes ---------------------------------------------------------------------------------------
 
-    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int,
+                       budget: SenderBudget | None = None) -> ClaimResult:
         self.claims += 1
         if self.before_claim is not None:
             self.before_claim(delivery, new_pair)
         existing = self.deliveries.get(delivery)
         # "attribute_not_exists(pk) OR expires_at <= :now": an item without expires_at fails the comparison.
         claim_fails = existing is not None and (existing.expires_at is None or existing.expires_at > int(self._clock()))
-        if new_pair is None:
-            if claim_fails:
-                return ClaimResult.DUPLICATE
-        else:
-            pair_fails = (new_pair.service_code, new_pair.user_address) in self.pairs
-            alias_fails = new_pair.user_code in self.aliases
-            # One transaction: any failed condition cancels all three puts; the claim's reason is read first.
-            if claim_fails:
-                return ClaimResult.DUPLICATE
-            if pair_fails:
+        budget_fails = budget is not None and \
+            self.sender_messages.get((budget.sender_key, budget.window), 0) >= budget.limit
+        # One write: any failed condition cancels everything; the claim's reason is read first, then the pair's,
+        # then the budget's (the adapter's order).
+        if claim_fails:
+            return ClaimResult.DUPLICATE
+        if new_pair is not None:
+            if (new_pair.service_code, new_pair.user_address) in self.pairs:
                 return ClaimResult.PAIR_EXISTS
-            if alias_fails:
-                raise RelayFault("pair creation cancelled: user code taken")
+            if budget_fails:
+                return ClaimResult.BUDGET_SPENT
+            if new_pair.user_code in self.aliases:
+                raise RelayFault("claim cancelled: user code taken")
             self.add_pair(Pair(service_code=new_pair.service_code, user_address=new_pair.user_address,
                                user_code=new_pair.user_code, started_at=new_pair.started_at))
+        elif budget_fails:
+            return ClaimResult.BUDGET_SPENT
+        if budget is not None:
+            counted = (budget.sender_key, budget.window)
+            self.sender_messages[counted] = self.sender_messages.get(counted, 0) + 1
         self.deliveries[delivery] = _Delivery(DeliveryState.IN_PROGRESS, expires_at)
         if self.after_claim is not None:
             self.after_claim(delivery, new_pair)
@@ -470,9 +477,6 @@ class InMemoryDirectory:
 
     def allow_notice(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
         return _count_within(self.notices, (sender_key, window), limit)
-
-    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
-        return _count_within(self.sender_messages, (sender_key, window), limit)
 
 
 def _count_within(counters: dict[tuple[str, int], int], key: tuple[str, int], limit: int) -> bool:

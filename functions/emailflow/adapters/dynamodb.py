@@ -46,7 +46,14 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault, UserCodeClaim
+from emailflow.ports import (
+    ClaimResult,
+    PriorRegistration,
+    RegistrationRequest,
+    RelayFault,
+    SenderBudget,
+    UserCodeClaim,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -476,7 +483,8 @@ class DynamoDirectory:
 
     # -- relay writes ---------------------------------------------------------------------------------------
 
-    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int) -> ClaimResult:
+    def claim_delivery(self, delivery: DeliveryKey, new_pair: Pair | None, expires_at: int,
+                       budget: SenderBudget | None = None) -> ClaimResult:
         # Each claim carries a token of its own: when botocore repeats the write after an answer was lost, the
         # repeat fails its condition on the item the first try wrote, and the token shows that item is ours
         # (without it the repeat reads as a duplicate, nothing is sent, and the message is lost).
@@ -491,7 +499,7 @@ class DynamoDirectory:
             "ExpressionAttributeValues": {":now": _num(int(self._clock()))},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        if new_pair is None:
+        if new_pair is None and budget is None:
             try:
                 self._client.put_item(**claim)
             except ClientError as exc:
@@ -502,6 +510,38 @@ class DynamoDirectory:
             except BotoCoreError as exc:
                 raise RelayFault("could not claim the delivery") from exc
             return ClaimResult.CLAIMED
+        # One transaction: pair + alias (a first message), the claim, the sender budget's count; all or nothing.
+        writes: list[Any] = [] if new_pair is None else self._new_pair_puts(new_pair)
+        claim_at = len(writes)
+        writes.append({"Put": claim})
+        if budget is not None:
+            writes.append({"Update": self._counter_update(sender_budget_key(budget.sender_key, budget.window),
+                                                          budget.limit, budget.expires_at)})
+        try:
+            self._client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise RelayFault("could not claim the delivery") from exc
+            cancelled = exc.response.get("CancellationReasons", [])
+            reasons = [reason.get("Code") for reason in cancelled]
+            if len(reasons) != len(writes):
+                raise RelayFault(f"claim cancelled: {reasons}") from exc
+            if reasons[claim_at] == "ConditionalCheckFailed":
+                # A claim with our token means this very transaction was applied before (DynamoDB replays a repeat
+                # with the same ClientRequestToken as a success; this covers a store that does not).
+                return ClaimResult.CLAIMED if _is_attempt(cancelled[claim_at].get("Item"), attempt) else \
+                    ClaimResult.DUPLICATE
+            if new_pair is not None and reasons[0] == "ConditionalCheckFailed":
+                return ClaimResult.PAIR_EXISTS
+            if budget is not None and reasons[-1] == "ConditionalCheckFailed":
+                return ClaimResult.BUDGET_SPENT
+            raise RelayFault(f"claim cancelled: {reasons}") from exc
+        except BotoCoreError as exc:
+            raise RelayFault("could not claim the delivery") from exc
+        return ClaimResult.CLAIMED
+
+    def _new_pair_puts(self, new_pair: Pair) -> list[Any]:
+        """The transaction items that create a conversation: the pair and its user code's alias, both new."""
         pair_item = {
             **pair_key(new_pair.service_code, new_pair.user_address),
             "kind": {"S": "pair"},
@@ -514,28 +554,8 @@ class DynamoDirectory:
         alias_item = {**alias_key(new_pair.user_code), "kind": {"S": "alias"},
                       "service_code": {"S": new_pair.service_code}, "user_address": {"S": new_pair.user_address}}
         new_only = "attribute_not_exists(pk)"
-        try:
-            self._client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self._table, "Item": pair_item, "ConditionExpression": new_only}},
-                {"Put": {"TableName": self._table, "Item": alias_item, "ConditionExpression": new_only}},
-                {"Put": claim},  # type: ignore[typeddict-item]
-            ])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise RelayFault("could not create the pair") from exc
-            cancelled = exc.response.get("CancellationReasons", [])
-            reasons = [reason.get("Code") for reason in cancelled]
-            if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
-                # All or nothing: a claim with our token means this very transaction was applied before (DynamoDB
-                # replays a repeat with the same ClientRequestToken as a success; this covers a store that does not).
-                return ClaimResult.CLAIMED if _is_attempt(cancelled[2].get("Item"), attempt) else \
-                    ClaimResult.DUPLICATE
-            if len(reasons) == 3 and reasons[0] == "ConditionalCheckFailed":
-                return ClaimResult.PAIR_EXISTS
-            raise RelayFault(f"pair creation cancelled: {reasons}") from exc
-        except BotoCoreError as exc:
-            raise RelayFault("could not create the pair") from exc
-        return ClaimResult.CLAIMED
+        return [{"Put": {"TableName": self._table, "Item": pair_item, "ConditionExpression": new_only}},
+                {"Put": {"TableName": self._table, "Item": alias_item, "ConditionExpression": new_only}}]
 
     def release_delivery(self, delivery: DeliveryKey, alias: str | None = None) -> None:
         try:
@@ -624,19 +644,9 @@ class DynamoDirectory:
         """One conditional ADD: counts the notice and refuses it once ``limit`` notices went out in ``window``."""
         return self._count_within(notice_key(sender_key, window), limit, expires_at, "notice")
 
-    def allow_sender_message(self, sender_key: str, window: int, limit: int, expires_at: int) -> bool:
-        """One conditional ADD: counts a message of ``sender_key`` and refuses it once ``limit`` were counted in
-        ``window``."""
-        return self._count_within(sender_budget_key(sender_key, window), limit, expires_at, "sender message")
-
     def _count_within(self, key: Item, limit: int, expires_at: int, what: str) -> bool:
         try:
-            self._client.update_item(
-                TableName=self._table, Key=key,
-                UpdateExpression="ADD #count :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
-                ExpressionAttributeNames={"#count": "count"},
-                ExpressionAttributeValues={":one": _num(1), ":limit": _num(limit), ":expires": _num(expires_at)})
+            self._client.update_item(**self._counter_update(key, limit, expires_at))
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
@@ -644,6 +654,13 @@ class DynamoDirectory:
         except BotoCoreError as exc:
             raise RelayFault(f"could not count the {what}") from exc
         return True
+
+    def _counter_update(self, key: Item, limit: int, expires_at: int) -> Any:
+        """Count one in a windowed counter item, refused (condition) once ``limit`` were counted."""
+        return {"TableName": self._table, "Key": key, "UpdateExpression": "ADD #count :one SET expires_at = :expires",
+                "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+                "ExpressionAttributeNames": {"#count": "count"},
+                "ExpressionAttributeValues": {":one": _num(1), ":limit": _num(limit), ":expires": _num(expires_at)}}
 
     # -- feedback (bounces handler) --------------------------------------------------------------------------
 
