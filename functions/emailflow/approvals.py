@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from emailflow.events import InboundMail, Verdicts
+from emailflow.links import TokenError
 from emailflow.model import DeliveryKey, Service
 from emailflow.outcomes import Reason, RelayOutcome
 from emailflow.ports import ApprovalStore, Directory
 from emailflow.relay import RelayContext, relay_inbound
-from emailflow.senders import HeldMessage, HoldState, TokenError, read_approval_token
+from emailflow.senders import HeldMessage, HoldState, read_approval_token
 
 
 class ApprovalError(ValueError):

@@ -61,6 +61,9 @@ class Settings:
     """The page where services allow new senders (template parameter ``ApprovalUrl``; it calls
     ``Relay.pending_approval`` and ``Relay.allow_sender``). Empty: strangers are only told."""
     approval_hours: int = 72
+    download_page_url: str = ""
+    """The downloads API's ``/mail`` (``emailflow.downloads``): oversize links point there. Empty: they are
+    presigned S3 URLs, which die with the signing role's session (a deployment without the template)."""
     """Lifetime of a new-sender approval link."""
     """Lifetime of the download link sent instead of a message too large to send; 0 turns the link off."""
     region: str = "us-east-1"
@@ -97,6 +100,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "EMAILFLOW_OFF_PLATFORM_SIGNAL": "off_platform_signal",
     "EMAILFLOW_APPROVAL_URL": "approval_url",
     "EMAILFLOW_APPROVAL_HOURS": "approval_hours",
+    "EMAILFLOW_DOWNLOAD_URL": "download_page_url",
 }
 RUNTIME_VARIABLES = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})
 """Read here but set by the Lambda runtime itself, not by the template."""
@@ -127,9 +131,8 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", noreply) or noreply.startswith((service_prefix + "-",
                                                                                        user_prefix + "-")):
         raise ConfigurationError("EMAILFLOW_NOREPLY_LOCAL_PART must be a plain local part, not a relay address")
-    approval_url = environ.get("EMAILFLOW_APPROVAL_URL", "").strip()
-    if approval_url and not approval_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise ConfigurationError("EMAILFLOW_APPROVAL_URL must be an https:// URL (or a loopback one, locally)")
+    approval_url = _page_url(environ, "EMAILFLOW_APPROVAL_URL")
+    download_page_url = _page_url(environ, "EMAILFLOW_DOWNLOAD_URL")
     return Settings(
         domain=domain,
         brand=environ.get("EMAILFLOW_BRAND", "").strip() or domain,
@@ -153,8 +156,17 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
         off_platform_signal=_flag(environ, "EMAILFLOW_OFF_PLATFORM_SIGNAL"),
         approval_url=approval_url,
         approval_hours=_positive_int(environ, "EMAILFLOW_APPROVAL_HOURS", 72),
+        download_page_url=download_page_url,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
+
+
+def _page_url(environ: Mapping[str, str], name: str) -> str:
+    """A public page that mails link to: https, or loopback for local mode; empty when not set."""
+    url = environ.get(name, "").strip()
+    if url and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigurationError(f"{name} must be an https:// URL (or a loopback one, locally)")
+    return url
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
@@ -217,6 +229,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     "OversizeLinkHours": "EMAILFLOW_OVERSIZE_LINK_HOURS",
     "TransientBounceLimit": "EMAILFLOW_TRANSIENT_BOUNCE_LIMIT",
     "OffPlatformSignal": "EMAILFLOW_OFF_PLATFORM_SIGNAL",
+    "OversizeDownloadUrl": "EMAILFLOW_DOWNLOAD_URL",
 }
 STACK_VARIABLE = "EMAILFLOW_STACK"
 """Names the stack the CLI reads its settings from (``--stack`` overrides it)."""

@@ -105,7 +105,7 @@ class MailStore(Protocol):
         ...
 
     def download_url(self, key: str, seconds: int) -> str:
-        """An expiring link to a kept copy."""
+        """An expiring link to a kept copy (presigned: it lives at most as long as the signer's credentials)."""
         ...
 
 

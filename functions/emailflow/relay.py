@@ -97,6 +97,8 @@ class RelayContext:
     """Where a service allows a new sender (the approval page's ``/senders/allow``); empty: strangers are only
     told."""
     approval_seconds: int = 72 * _HOUR
+    download_page_url: str = ""
+    """The downloads API (``emailflow.downloads``) that oversize links point to; empty: presigned S3 URLs."""
     clock: Callable[[], float] = time.time
 
     @property
@@ -524,9 +526,9 @@ def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, 
                                           now + context.delivery_record_seconds)
         notified = _notify(inbound, delivery, Reason.OVERSIZE, context, claimed=True)
         return _rejected(delivery.recipient, Reason.OVERSIZE, direction, notice_sent=bool(notified))
-    key = context.mail_store.put_copy(f"{inbound.mail.message_id}-{pair.user_code}-{direction.value}.eml",
-                                      rewritten)
-    url = context.mail_store.download_url(key, context.oversize_link_seconds)
+    name = f"{inbound.mail.message_id}-{pair.user_code}-{direction.value}.eml"
+    key = context.mail_store.put_copy(name, rewritten)
+    url = _download_link(context, name, key, now)
     hours = max(1, context.oversize_link_seconds // _HOUR)
     text = (f"A message for you was too large to deliver by e-mail ({len(rewritten) // 1_000_000} MB).\n\n"
             f"Download it within {hours} hour(s) (open the .eml file with your mail program):\n{url}\n\n"
@@ -541,6 +543,18 @@ def _send_oversize(inbound: _Inbound, delivery: DeliveryKey, plan: RewritePlan, 
             context)
     return RelayOutcome(delivery.recipient, Action.FORWARDED, Reason.OVERSIZE, direction, ses_message_id,
                         service_code=service.code, conversation=pair.user_code)
+
+
+def _download_link(context: RelayContext, copy_name: str, key: str, now: int) -> str:
+    """The link to a kept copy: through the downloads API, which presigns on every click (a URL presigned here
+    would die with this function's role session, hours before the link's stated lifetime); a presigned URL only
+    where no downloads API is configured. ``downloads`` is imported here: oversize mail is rare."""
+    if not context.download_page_url:
+        return context.mail_store.download_url(key, context.oversize_link_seconds)
+    from emailflow.downloads import download_link, download_token  # noqa: PLC0415 - deferred, see the docstring
+
+    token = download_token(context.keyring, copy_name, now + context.oversize_link_seconds)
+    return download_link(context.download_page_url, token)
 
 
 def _link_mail(plan: RewritePlan, text: str, now: int) -> bytes:

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import html
-import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -30,9 +29,11 @@ from enum import StrEnum
 from urllib.parse import quote
 
 from emailflow.codes import Keyring
+from emailflow.links import read_signed_token, signed_token
 from emailflow.rewrite import TRACE_HEADER, sanitise_display_name
 
-_TOKEN = re.compile(r"^(?P<hold>[A-Za-z0-9_-]{22})\.(?P<expires>\d{1,12})\.(?P<sig>[A-Za-z0-9_-]{22})$")
+_PURPOSE = "approve"
+"""What approval tokens are signed for (``emailflow.links``): a download token is worthless here."""
 
 
 class HoldState(StrEnum):
@@ -61,10 +62,6 @@ class HeldMessage:
     state: HoldState = HoldState.PENDING
 
 
-class TokenError(ValueError):
-    """The link is not one of ours, was edited, or has expired."""
-
-
 def hold_id_for(keyring: Keyring, inbound_message_id: str, recipient: str) -> str:
     """The hold of one (inbound message, relay recipient): the same on a Lambda retry, so a retry after a failed
     approval mail finds its own hold and sends the mail again, and unguessable without the secret."""
@@ -72,26 +69,13 @@ def hold_id_for(keyring: Keyring, inbound_message_id: str, recipient: str) -> st
     return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
 
 
-def _signature(key: bytes, hold_id: str, expires_at: int) -> str:
-    digest = hmac.new(key, f"approve:{hold_id}:{expires_at}".encode(), hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
 def approval_token(keyring: Keyring, hold_id: str, expires_at: int) -> str:
-    return f"{hold_id}.{expires_at}.{_signature(keyring.current, hold_id, expires_at)}"
+    return signed_token(keyring, _PURPOSE, hold_id, expires_at)
 
 
 def read_approval_token(keyring: Keyring, token: str, now: int) -> str:
     """The hold id of a genuine, unexpired token; ``TokenError`` otherwise (no store read needed to refuse)."""
-    match = _TOKEN.match(token.strip())
-    if match is None:
-        raise TokenError("not an approval link of this relay")
-    hold_id, expires_at = match["hold"], int(match["expires"])
-    if not any(hmac.compare_digest(_signature(key, hold_id, expires_at), match["sig"]) for key in keyring.all_keys()):
-        raise TokenError("not an approval link of this relay")
-    if now >= expires_at:
-        raise TokenError("this approval link has expired")
-    return hold_id
+    return read_signed_token(keyring, _PURPOSE, token, now, "an approval link")
 
 
 def approval_link(base_url: str, token: str) -> str:

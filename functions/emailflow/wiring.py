@@ -79,6 +79,7 @@ def relay_context_for(settings: Settings, ring: Keyring, store: Directory) -> Re
         off_platform_signal=settings.off_platform_signal,
         approval_url=settings.approval_url,
         approval_seconds=settings.approval_hours * 3600,
+        download_page_url=settings.download_page_url,
     )
 
 

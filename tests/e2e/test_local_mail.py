@@ -8,6 +8,7 @@ import mailbox as stdlib_mailbox
 import os
 import re
 import smtplib
+import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,41 @@ def test_local_attachment_of_several_mb_arrives_byte_identical(local_relay: Loca
     assert body(copy) == body(raw)
     [attachment] = list(parsed(copy).iter_attachments())
     assert attachment.get_content() == payload
+
+
+def test_local_oversize_message_reaches_the_owner_as_a_link_that_downloads_it(local_relay: LocalRelay,
+                                                                             register: Register,
+                                                                             maildirs: Path) -> None:
+    # Given a message SES accepts inbound (40 MiB) whose relayed copy would exceed what it sends (40,000,000 bytes)
+    owner = unique_address("owner", "holiday-flats.example")
+    user = unique_address("jane", "real-user.example")
+    _, public = register(owner, "Holiday Flats")
+    head = (f"From: Jane <{user}>\r\nTo: {public}\r\nSubject: All the photos\r\nMessage-ID: <photos.{os.getpid()}"
+            "@real-user.example>\r\nMIME-Version: 1.0\r\nContent-Type: application/zip; name=photos.zip\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode()
+    line = b"QUJD" * 19 + b"\r\n"
+    payload = line * ((40_100_000 - len(head)) // len(line))
+    raw = head + payload
+    assert 40_000_000 < len(raw) <= MAX_MESSAGE_BYTES
+
+    # When it is sent over SMTP
+    _send(local_relay, user, [public], raw)
+
+    # Then the owner gets a short mail with a link to the local downloads page, and not the message
+    [link_mail] = mailbox(maildirs, owner)
+    assert len(link_mail) < 10_000
+    text = parsed(link_mail).get_body(("plain",))
+    assert text is not None
+    [link] = re.findall(re.escape(local_relay.download_url) + r"/\S+", str(text.get_content()))
+
+    # When the owner opens it, Then it redirects to the kept copy, which is the whole message, relayed
+    with urllib.request.urlopen(link, timeout=60) as download:  # noqa: S310 - loopback
+        copy = download.read()
+        disposition = download.headers["Content-Disposition"]
+    assert disposition == 'attachment; filename="message.eml"'
+    assert body(copy) == payload
+    assert parsed(copy)["From"].addresses[0].addr_spec == parsed(link_mail)["From"].addresses[0].addr_spec
+    assert user.encode() not in copy[: copy.index(b"\r\n\r\n")]
 
 
 def test_local_latin1_8bit_body_arrives_byte_exact(local_relay: LocalRelay, register: Register,

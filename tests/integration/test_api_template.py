@@ -19,7 +19,6 @@ from tests.support.sam import ROOT, code_directory, translated_template
 PARAMETERS = {"DomainName": "relay.example.com", "ActivateReceiptRuleSet": "true",
               "MarketplaceEventBusName": "marketplace"}
 API_HANDLER = "api.app.handler"
-_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace", "x-amazon-apigateway-any-method")
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +38,9 @@ def _body(stack: Stack) -> dict[str, Any]:
     return body
 
 
-def _operations(stack: Stack) -> dict[str, dict[str, Any]]:
-    """Route key -> the operation SAM wrote into the API's OpenAPI body."""
-    return {f"{method.upper()} {path}": operation for path, item in _body(stack)["paths"].items()
-            for method, operation in item.items() if method in _METHODS}
-
-
 def test_api_template_routes_are_the_documents_and_the_handlers(stack: Stack) -> None:
     # Given the routes of the HTTP API the stack creates
-    routes = set(_operations(stack))
+    routes = set(stack.api_operations("HttpApi"))
 
     # Then they are exactly docs/openapi.yaml's operations and the handler's route table: no catch-all, no ANY
     assert routes == contract().routes() == set(ROUTES)
@@ -60,7 +53,7 @@ def test_api_template_every_route_requires_iam(stack: Stack) -> None:
     # Then the only authorizer is SigV4 (AWS_IAM), and every route uses it
     assert body["components"]["securitySchemes"] == {"AWS_IAM": {
         "type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"}}
-    for route, operation in _operations(stack).items():
+    for route, operation in stack.api_operations("HttpApi").items():
         assert operation["security"] == [{"AWS_IAM": []}], route
     assert "security" not in body or body["security"] == [{"AWS_IAM": []}]
 
@@ -76,7 +69,7 @@ def test_api_template_routes_invoke_the_api_function_with_payload_2(stack: Stack
     uri = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{get_att(name, 'Arn')}/invocations"
 
     # Then every route is a proxy integration of that function, payload format 2.0
-    for route, operation in _operations(stack).items():
+    for route, operation in stack.api_operations("HttpApi").items():
         integration = operation["x-amazon-apigateway-integration"]
         assert (integration["type"], integration["uri"], integration["payloadFormatVersion"]) == (
             "aws_proxy", uri, "2.0"), route

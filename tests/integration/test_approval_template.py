@@ -13,13 +13,6 @@ from tests.support.sam import translated_template
 
 PARAMETERS = {"DomainName": "relay.example.com"}
 PAGE_URL = f"https://{ref('ApprovalsApi')}.execute-api.{REGION}.amazonaws.com/senders/allow"
-_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace", "x-amazon-apigateway-any-method")
-
-
-def _operations(stack: Stack) -> dict[str, dict[str, Any]]:
-    body = stack.resource("ApprovalsApi")["Properties"]["Body"]
-    return {f"{method.upper()} {path}": operation for path, item in body["paths"].items()
-            for method, operation in item.items() if method in _METHODS}
 
 
 def _relay_variable(stack: Stack, function: str = "RelayFunction") -> Any:
@@ -29,7 +22,7 @@ def _relay_variable(stack: Stack, function: str = "RelayFunction") -> Any:
 def test_approval_page_is_a_public_api_with_exactly_its_two_routes() -> None:
     # Given the default stack
     stack = Stack(translated_template(), PARAMETERS)
-    operations = _operations(stack)
+    operations = stack.api_operations("ApprovalsApi")
 
     # Then the approval API serves exactly the page's routes, without authorizer (the token authenticates), each a
     # proxy integration of the approval function

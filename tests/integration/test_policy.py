@@ -8,7 +8,10 @@ import re
 from typing import Any
 
 import pytest
+import requests
 
+from emailflow.config import get_settings
+from emailflow.local.lambda_context import LocalLambdaContext
 from emailflow.loops import loop_marker
 from emailflow.wiring import keyring
 from tests.support.mail import load_eml
@@ -394,14 +397,29 @@ def test_policy_oversize_mail_becomes_a_download_link(relay: RelayHarness) -> No
     # When it arrives
     result = relay.deliver(raw, [address], USER)
 
-    # Then the service gets a short mail with a link, From the user's relay address; the user is told
+    # Then the service gets a short mail with a link to the downloads page, From the user's relay address; the
+    # user is told
     assert _outcome(result) == ("forwarded", "oversize")
     link_mail, notice = relay.sent()
     assert link_mail.destinations[0] == OWNER
     assert len(link_mail.raw) < 10_000
-    assert re.search(rb"https?://\S+copies/\S+", link_mail.raw)
+    link = re.search(re.escape(get_settings().download_page_url).encode() + rb"/(\S+)", link_mail.raw)
+    assert link is not None
     assert USER.encode() not in link_mail.raw
     assert "larger than e-mail can carry" in " ".join(_notice_to(notice, USER).split())
+
+    # And the downloads function, as the template deploys it, redirects the link to a short-lived presigned URL
+    # of the rewritten copy: the whole message, with the user's relay address and not the real one
+    download = relay.stack.function_handler("DownloadFunction")
+    answer = download({"version": "2.0", "routeKey": "GET /mail/{token}",
+                       "pathParameters": {"token": link[1].decode()}}, LocalLambdaContext())
+    assert answer["statusCode"] == 302
+    copy = requests.get(answer["headers"]["location"], timeout=60)
+    assert (copy.status_code, copy.headers["content-disposition"]) == (200, 'attachment; filename="message.eml"')
+    headers, _, body = copy.content.partition(b"\r\n\r\n")
+    assert body == payload
+    assert email.message_from_bytes(headers + b"\r\n\r\n")["From"] == link_mail.parsed()["From"]
+    assert USER.encode() not in headers
 
 
 # -- 9. quoted addresses -----------------------------------------------------------------------------------------

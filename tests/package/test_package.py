@@ -140,7 +140,7 @@ def _probe(interpreter: tuple[str, dict[str, str]], folders: list[Path], handler
 def test_package_every_handler_imports_from_its_folder_alone(
         interpreter: tuple[str, dict[str, str]], built_template: dict[str, Any], tmp_path: Path) -> None:
     functions = dict(_functions(built_template))
-    assert {"RelayFunction", "BouncesFunction", "ApiFunction", "ApprovalFunction",
+    assert {"RelayFunction", "BouncesFunction", "ApiFunction", "ApprovalFunction", "DownloadFunction",
             "RuleSetActivatorFunction"} <= set(functions)
     sources = _source_folders()
     for name, properties in functions.items():

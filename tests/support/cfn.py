@@ -23,6 +23,9 @@ PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition":
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace", "x-amazon-apigateway-any-method")
+
+
 class _NoValue:
     def __repr__(self) -> str:
         return "AWS::NoValue"
@@ -79,6 +82,12 @@ class Stack:
         resource = dict(self.template["Resources"][logical_id])
         resource["Properties"] = self.value(resource.get("Properties", {}))
         return resource
+
+    def api_operations(self, api_id: str) -> dict[str, dict[str, Any]]:
+        """Route key (``GET /path``) -> the operation SAM wrote into the OpenAPI body of HTTP API ``api_id``."""
+        paths: dict[str, dict[str, Any]] = self.resource(api_id)["Properties"]["Body"]["paths"]
+        return {f"{method.upper()} {path}": operation for path, item in paths.items()
+                for method, operation in item.items() if method in _HTTP_METHODS}
 
     def output(self, name: str) -> Any:
         return self.value(self.template["Outputs"][name]["Value"])

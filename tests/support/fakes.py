@@ -545,8 +545,11 @@ class DictMailStore:
     def put(self, message_id: str, raw: bytes) -> None:
         self.objects[message_id] = raw
 
+    def copy_key(self, name: str) -> str:
+        return f"copies/{name}"
+
     def put_copy(self, name: str, raw: bytes) -> str:
-        key = f"copies/{name}"
+        key = self.copy_key(name)
         self.objects[key] = raw
         return key
 

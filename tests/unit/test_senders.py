@@ -13,11 +13,12 @@ import pytest
 from emailflow.approval_pages import handle_approval
 from emailflow.approvals import Approval, ApprovalError, PendingApproval, approve_sender, pending_approval
 from emailflow.codes import Keyring
+from emailflow.links import TokenError
 from emailflow.model import DeliveryKey, DeliveryState, Direction, ServiceStatus
 from emailflow.outcomes import Action, Reason, RelayOutcome
 from emailflow.ports import SendFailed
 from emailflow.relay import relay_inbound
-from emailflow.senders import TokenError, approval_token, read_approval_token
+from emailflow.senders import approval_token, read_approval_token
 from tests.support.fakes import DAY, KEYRING, START, SentMail, inbound_mail
 from tests.support.mail import load_eml
 from tests.unit.test_relay import OWNER, USER, Relay

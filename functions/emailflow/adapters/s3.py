@@ -39,9 +39,13 @@ class S3MailStore:
     def object_key(self, message_id: str) -> str:
         return f"{self._prefix}{message_id}"
 
+    def copy_key(self, name: str) -> str:
+        """Where ``put_copy`` keeps the copy called ``name``: under ``<prefix>copies/``."""
+        return f"{self._prefix}copies/{name}"
+
     def put_copy(self, name: str, raw: bytes) -> str:
         """Keep a copy under ``<prefix>copies/`` (the raw-mail lifecycle rule expires it with the rest)."""
-        key = f"{self._prefix}copies/{name}"
+        key = self.copy_key(name)
         try:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=raw, ContentType="message/rfc822")
         except (ClientError, BotoCoreError) as exc:
@@ -49,10 +53,16 @@ class S3MailStore:
         return key
 
     def download_url(self, key: str, seconds: int) -> str:
-        """A presigned GET. Signed with the function's role, so it stops working when the role's session does,
-        even before ``seconds`` (docs/outcomes.md, oversize)."""
-        return self._client.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": key},
-                                                   ExpiresIn=seconds)
+        """A presigned GET that makes the browser save the copy as ``message.eml``. Signed with this process's
+        credentials: with a role's, it stops working when the role's session does, whatever ``seconds`` says, so
+        mails link to the downloads API (``emailflow.downloads``), which calls this per click for a few minutes."""
+        try:
+            return self._client.generate_presigned_url(
+                "get_object", ExpiresIn=seconds,
+                Params={"Bucket": self._bucket, "Key": key, "ResponseContentType": "message/rfc822",
+                        "ResponseContentDisposition": 'attachment; filename="message.eml"'})
+        except BotoCoreError as exc:
+            raise RelayFault("could not sign the download link") from exc
 
     def get_raw(self, key: str) -> bytes:
         try:

@@ -23,6 +23,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +33,12 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from emailflow import wiring
+from emailflow.adapters.s3 import S3MailStore
 from emailflow.approval_pages import handle_approval
 from emailflow.client import Relay
 from emailflow.codes import CodeBook
 from emailflow.config import DEFAULT_STACK, Settings, get_settings, local_region, set_process_environment
-from emailflow.local.approval_server import ApprovalServer
+from emailflow.downloads import handle_download
 from emailflow.local.delivery import Deliver, MaildirDelivery, Outbox, SmarthostDelivery
 from emailflow.local.lambda_context import LocalLambdaContext
 from emailflow.local.lambda_runtime import invoke_async
@@ -46,6 +48,7 @@ from emailflow.local.moto_ses import (
     install_byte_exact_sesv2,
     remove_outbound_listener,
 )
+from emailflow.local.pages import PageServer
 from emailflow.local.ses_inbound import PASS_VERDICTS, LocalInbound
 from emailflow.local.simulator import SimulatorHook
 from emailflow.local.smtp import InboundHandler, LocalController, RecipientGate, smtp_controller
@@ -100,6 +103,8 @@ class LocalRelay:
         self.endpoint_url = ""
         self.approval_url = ""
         """The local new-sender approval page (what approval mails link to)."""
+        self.download_url = ""
+        """The local oversize mail downloads (what link mails link to, ``<url>/<token>``)."""
         self.outputs: dict[str, str] = {}
 
     # -- life cycle -------------------------------------------------------------------------------------------
@@ -119,13 +124,13 @@ class LocalRelay:
         options = self.options
         _check_port_free(options.host, options.smtp_port)  # before seconds of start-up, not after them
         region = self._start_emulator()
-        approvals = ApprovalServer(EMULATOR_HOST, self._approval_page)
-        approvals.start()
-        self._cleanup.callback(approvals.stop)
-        self.approval_url = approvals.url
+        pages = PageServer(EMULATOR_HOST, self._approval_page, self._download)
+        pages.start()
+        self._cleanup.callback(pages.stop)
+        self.approval_url, self.download_url = pages.approval_url, pages.download_url
         stack = deploy_locally(
             {"DomainName": options.domain, **({"BrandName": options.brand} if options.brand else {}),
-             "NewSenderApprovals": "true", "ApprovalUrl": approvals.url},
+             "NewSenderApprovals": "true", "ApprovalUrl": pages.approval_url, "DownloadUrl": pages.download_url},
             stack_name=options.stack_name, region=region)
         self._stack = stack
         self.outputs = register_stack(stack, options.stack_name)
@@ -222,6 +227,18 @@ class LocalRelay:
                 return handle_approval(event, lambda: Relay.from_settings(settings)).as_proxy_result()
 
         return self._executor.submit(page).result()
+
+    def _download(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One click on an oversize link, run as the downloads function would be, on the one worker."""
+        if self._executor is None:
+            return {"statusCode": 503, "headers": {}, "body": "starting"}
+
+        def answer() -> dict[str, Any]:
+            with self._function_output():
+                store = S3MailStore(self.settings.inbound_bucket, self.settings.inbound_prefix)
+                return handle_download(event, wiring.keyring, lambda: store, int(time.time())).as_proxy_result()
+
+        return self._executor.submit(answer).result()
 
     def settle(self) -> None:
         """Wait until every invocation and delivery queued so far is done (tests, after a CLI command sent mail)."""

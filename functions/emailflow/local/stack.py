@@ -87,9 +87,13 @@ class LocalStack:
         return handler
 
 
-LOCAL_PARAMETER_DEFAULTS = {"NewSenderApprovals": "false"}
+LOCAL_DOWNLOAD_URL = "http://127.0.0.1/mail"
+"""Where oversize links point in a local stack whose caller names no downloads page: nothing listens there (tests
+follow such a link by handing its token to ``emailflow.downloads``); `emailflow local` serves one on loopback."""
+LOCAL_PARAMETER_DEFAULTS = {"NewSenderApprovals": "false", "DownloadUrl": LOCAL_DOWNLOAD_URL}
 """There is no API Gateway here: new-sender approvals are on only when the caller names a page (``ApprovalUrl``
-and ``NewSenderApprovals=true``: `emailflow local` serves one on loopback)."""
+and ``NewSenderApprovals=true``: `emailflow local` serves one on loopback), and oversize links name the caller's
+``DownloadUrl``."""
 
 
 def deploy_locally(parameters: Mapping[str, str], *, template: Mapping[str, Any] | None = None,
