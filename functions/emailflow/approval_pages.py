@@ -110,11 +110,18 @@ def _confirmation(pending: PendingApproval, token: str) -> Page:
 
 def _allowed(approval: Approval) -> Page:
     delivered = approval.outcome is None or approval.outcome.action.value == "forwarded"
-    return Page(200, "Allowed", (
+    paragraphs = [
         f"{approval.sender} may now answer your conversations.",
         "The held reply was delivered." if delivered else
         f"The held reply was not delivered ({approval.outcome.reason.value if approval.outcome else ''}).",
-    ))
+    ]
+    if kept := len(approval.later_outcomes):
+        sent = sum(outcome.action.value == "forwarded" for outcome in approval.later_outcomes)
+        what = "The later reply from this address, kept until now," if kept == 1 else \
+            f"The {kept} later replies from this address, kept until now,"
+        paragraphs.append(f"{what} {'was' if kept == 1 else 'were'} delivered too." if sent == kept else
+                          f"{what} {'was' if kept == 1 else 'were'} delivered: {sent} of {kept}.")
+    return Page(200, "Allowed", tuple(paragraphs))
 
 
 def handle_approval(event: Mapping[str, Any], approvals: Callable[[], Approvals]) -> Page:

@@ -3,8 +3,9 @@
 ``pending_approval`` answers the link's page (who asks, for which service) without changing anything; a mail
 scanner that opens the link learns that and nothing happens. ``approve_sender`` is the confirmation: it registers
 the address on the service, runs the held message through the relay again (now from a registered address) and
-marks the hold used. The order makes a failure harmless: until the last step the link still works, and the relay's
-delivery claim keeps a double click (or a retry after a fault) from sending the message twice.
+marks the hold used; messages from the same address that were kept with it are relayed too. The order makes a
+failure harmless: until the last step the link still works, and the relay's delivery claims keep a double click
+(or a retry after a fault) from sending a message twice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from emailflow.model import DeliveryKey, Service
 from emailflow.outcomes import Reason, RelayOutcome
 from emailflow.ports import ApprovalStore, Directory
 from emailflow.relay import RelayContext, relay_inbound
-from emailflow.senders import HeldMessage, HoldState, read_approval_token
+from emailflow.senders import HeldMessage, HoldState, LaterMessage, read_approval_token
 
 
 class ApprovalError(ValueError):
@@ -44,6 +45,8 @@ class Approval:
     service_code: str
     outcome: RelayOutcome | None
     """What the relay did with the held message (None: it was relayed before, by an earlier click)."""
+    later_outcomes: tuple[RelayOutcome, ...] = ()
+    """What it did with the messages kept with it (from the same address while the approval was pending)."""
 
 
 def _pending(store: ApprovalDirectory, context: RelayContext, token: str) -> tuple[HeldMessage, Service]:
@@ -76,12 +79,22 @@ def approve_sender(store: ApprovalDirectory, context: RelayContext, token: str) 
     held, service = _pending(store, context, token)
     if held.sender not in service.addresses:
         store.update_service(replace(service, addresses=(*service.addresses, held.sender)))
-    delivery = DeliveryKey(held.inbound_message_id, held.recipient)
-    outcome: RelayOutcome | None = None
-    if store.reopen_delivery(delivery, Reason.STRANGER_HELD.value):
-        mail = InboundMail(message_id=held.inbound_message_id, recipients=(held.recipient,),
-                           envelope_sender=held.envelope_sender, timestamp="",
-                           verdicts=Verdicts(spf=held.spf, dkim=held.dkim, spam=held.spam, virus="PASS"))
-        [outcome] = relay_inbound(mail, context)
+    outcome = _relay_held(store, context, held)
+    # Closed after the address is registered: a message from it that is kept later than this read would wait for
+    # an approval that already happened; from now on the relay finds the address registered instead.
+    later = [_relay_held(store, context, message) for message in store.close_hold(held)]
     store.approve_held(held.hold_id, int(context.clock()))
-    return Approval(sender=held.sender, service_code=service.code, outcome=outcome)
+    return Approval(sender=held.sender, service_code=service.code, outcome=outcome,
+                    later_outcomes=tuple(result for result in later if result is not None))
+
+
+def _relay_held(store: ApprovalDirectory, context: RelayContext,
+                held: HeldMessage | LaterMessage) -> RelayOutcome | None:
+    """Run a held message through the relay as SES would; None: it was relayed before (an earlier click)."""
+    if not store.reopen_delivery(DeliveryKey(held.inbound_message_id, held.recipient), Reason.STRANGER_HELD.value):
+        return None
+    mail = InboundMail(message_id=held.inbound_message_id, recipients=(held.recipient,),
+                       envelope_sender=held.envelope_sender, timestamp="",
+                       verdicts=Verdicts(spf=held.spf, dkim=held.dkim, spam=held.spam, virus="PASS"))
+    [outcome] = relay_inbound(mail, context)
+    return outcome

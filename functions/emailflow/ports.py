@@ -20,7 +20,7 @@ from emailflow.model import (
 )
 
 if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not imported by every cold start
-    from emailflow.senders import HeldMessage
+    from emailflow.senders import HeldMessage, LaterMessage
 
 
 class RelayFault(RuntimeError):
@@ -207,6 +207,11 @@ class Directory(Protocol):
         (the caller sends the approval mail)."""
         ...
 
+    def hold_later(self, held: HeldMessage, sender_key: str, limit: int) -> bool:
+        """Keep ``held`` with the approval already pending for (its service, ``sender_key``), if there is one (not
+        ``held``'s own), still open and keeping fewer than ``limit`` later messages; True: kept (no mail to send)."""
+        ...
+
 
 class ApprovalStore(Protocol):
     """What approving a new sender needs of the store."""
@@ -215,6 +220,10 @@ class ApprovalStore(Protocol):
 
     def approve_held(self, hold_id: str, now: int) -> bool:
         """Move a pending, unexpired hold to approved, once; False if it was not pending (used, expired)."""
+        ...
+
+    def close_hold(self, held: HeldMessage) -> list[LaterMessage]:
+        """Keep no more messages with ``held``'s approval, and return those kept (again, on a repeat)."""
         ...
 
     def reopen_delivery(self, delivery: DeliveryKey, reason: str) -> bool:

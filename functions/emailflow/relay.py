@@ -303,12 +303,14 @@ def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Servic
                        context: RelayContext) -> RelayOutcome:
     """A reply to a user code from an address the service has not registered, by a sender SPF or DKIM vouches
     for: keep it, ask the service's registered address to allow the new one (emailflow.senders), and tell the
-    sender as for any stranger. The delivery is closed as ``stranger_held``: allowing reopens it, and a retry of
-    this event is a duplicate.
+    sender as for any stranger. While the service has not answered, further messages from that address are kept
+    with the first, without another mail. The delivery is closed as ``stranger_held``: allowing reopens it, and a
+    retry of this event is a duplicate.
 
     Only with an approval URL, for a stranger: ``senders`` (and ``email.policy``) is imported here, not by every
     cold start (benchmarks/bench_coldstart.py)."""
     from emailflow.senders import (  # noqa: PLC0415 - deferred, see the docstring
+        MAX_LATER_MESSAGES,
         HeldMessage,
         approval_link,
         approval_mail,
@@ -328,11 +330,15 @@ def _hold_for_approval(inbound: _Inbound, delivery: DeliveryKey, service: Servic
                        spf=verdicts.spf, dkim=verdicts.dkim, spam=verdicts.spam, created_at=now,
                        expires_at=now + context.approval_seconds)
     reason = Reason.STRANGER
+    sender_key = address_digest(sender, context.keyring.current)
+    if context.directory.hold_later(held, sender_key, MAX_LATER_MESSAGES):
+        # The service was asked about this address already: this message waits with that one, no second mail.
+        reason = Reason.STRANGER_HELD
     # Approval mails to one service share the notice budget's hourly limit: someone who learnt a user code cannot
     # flood the service with approval mails by writing from many addresses (each would get its own hold).
-    if context.directory.allow_notice(f"approvals:{service.code}", now // _HOUR, context.notices_per_sender_per_hour,
-                                      now + 2 * _HOUR) and \
-            context.directory.hold_message(held, address_digest(sender, context.keyring.current)):
+    elif context.directory.allow_notice(f"approvals:{service.code}", now // _HOUR,
+                                        context.notices_per_sender_per_hour, now + 2 * _HOUR) and \
+            context.directory.hold_message(held, sender_key):
         link = approval_link(context.approval_url, approval_token(context.keyring, held.hold_id, held.expires_at))
         mail = approval_mail(to_address=service.addresses[0], new_sender=sender, service_name=service.display_name,
                              link=link, hours=context.approval_seconds // _HOUR, brand=context.brand,

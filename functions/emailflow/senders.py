@@ -11,8 +11,9 @@ Tokens are ``<hold id>.<expiry>.<HMAC>`` with the relay's code secret (any of it
 pending links); the hold id is keyed and unguessable, the record is the one-time part (its state moves from
 ``pending`` to ``approved`` under a condition), the HMAC and expiry make a guessed or edited link fail without a
 read.
-One approval mail per (service, new address) at a time: another message from the same address while one is
-pending gets only the error mail.
+One approval mail per (service, new address) at a time: further messages from the same address while one is
+pending are kept with it (``LaterMessage``, at most ``MAX_LATER_MESSAGES``) and relayed when it is allowed; no
+further approval mail is sent for them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,26 @@ class HeldMessage:
     created_at: int
     expires_at: int
     state: HoldState = HoldState.PENDING
+    sender_key: str = ""
+    """The keyed digest of ``sender`` that the pending-approval guard is keyed by, kept so that allowing the sender
+    finds the guard (and the messages kept with it) after a key rotation."""
+
+
+MAX_LATER_MESSAGES = 9
+"""Further messages from a new sender kept while its approval is pending (ten with the first): enough for a
+colleague's replies over three days, bounded so that a pending approval cannot be used to pile up mail."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaterMessage:
+    """Another message from a new sender whose approval is pending, kept with it (the raw mail stays in S3)."""
+
+    inbound_message_id: str
+    recipient: str
+    envelope_sender: str
+    spf: str
+    dkim: str
+    spam: str
 
 
 def hold_id_for(keyring: Keyring, inbound_message_id: str, recipient: str) -> str:

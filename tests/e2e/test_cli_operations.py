@@ -245,10 +245,16 @@ def test_new_sender_is_allowed_through_the_link_in_the_approval_mail(local_relay
                     in_reply_to=parsed(first)["Message-ID"])
     send(local_relay.smtp_host, local_relay.smtp_port, colleague, [user_code_address], reply)
 
-    # Then the user receives nothing, the colleague the error mail, the owner an approval mail with a link
+    # And writes again before the owner answered
+    second = compose(("Anna", colleague), user_code_address, "Re: Is the flat free?", "And the garage too.\n",
+                     in_reply_to=parsed(first)["Message-ID"])
+    send(local_relay.smtp_host, local_relay.smtp_port, colleague, [user_code_address], second)
+
+    # Then the user receives nothing, the colleague the error mail (twice), the owner one approval mail with a link
     assert mailbox(maildirs, user) == []
-    [refused] = mailbox(maildirs, colleague)
-    assert "unregistered address" in str(parsed(refused)["Subject"])
+    refused = mailbox(maildirs, colleague)
+    assert len(refused) == 2
+    assert all("unregistered address" in str(parsed(mail)["Subject"]) for mail in refused)
     [_, approval] = mailbox(maildirs, owner)
     text = parsed(approval).get_body(("plain",))
     assert text is not None
@@ -265,11 +271,18 @@ def test_new_sender_is_allowed_through_the_link_in_the_approval_mail(local_relay
         allowed = (done.status, done.read().decode())
     local_relay.settle()
 
-    # Then the held reply reaches the user From the service's relay address, and the colleague is registered
+    # Then both held replies reach the user From the service's relay address, and the colleague is registered
     assert f"Allow {colleague}?" in html
     assert allowed[0] == 200
     assert "The held reply was delivered." in allowed[1]
-    [delivered] = mailbox(maildirs, user)
-    assert parsed(delivered)["From"].addresses[0].addr_spec == public
-    assert colleague.encode() not in delivered.lower()
+    assert "The later reply from this address, kept until now, was delivered too." in allowed[1]
+    delivered = mailbox(maildirs, user)
+    texts = []
+    for mail in delivered:
+        assert parsed(mail)["From"].addresses[0].addr_spec == public
+        assert colleague.encode() not in mail.lower()
+        plain = parsed(mail).get_body(("plain",))
+        assert plain is not None
+        texts.append(str(plain.get_content()).strip())
+    assert sorted(texts) == ["And the garage too.", "Yes it is."]
     assert _json(local_relay, "service", "show", service.code)["addresses"] == [owner, colleague]

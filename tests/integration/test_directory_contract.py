@@ -165,6 +165,18 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
     call("hold_message", held, "digest-anna")
     call("hold_message", replace(held, hold_id="h2"), "digest-anna")
     call("hold_message", replace(held, hold_id="h3", service_code="s3"), "digest-anna")
+    # further messages from the same address, kept with its pending approval
+    call("hold_later", replace(held, hold_id="h5", inbound_message_id="m10"), "digest-anna", 2)
+    call("hold_later", held, "digest-anna", 2)
+    call("hold_message", held, "digest-anna")
+    call("hold_later", replace(held, hold_id="h6", inbound_message_id="m11"), "digest-anna", 2)
+    call("hold_later", replace(held, hold_id="h7", inbound_message_id="m12"), "digest-anna", 2)
+    call("hold_later", replace(held, hold_id="h8", service_code="s9"), "digest-anna", 2)
+    call("close_hold", replace(held, hold_id="h3", service_code="s3", sender_key="digest-anna"))
+    call("close_hold", replace(held, sender_key="digest-anna"))
+    call("hold_later", replace(held, hold_id="h9", inbound_message_id="m13"), "digest-anna", 5)
+    call("close_hold", replace(held, sender_key="digest-anna"))
+    call("close_hold", held)
     call("get_held", "h1")
     call("get_held", "h2")
     held_delivery = DeliveryKey("m9", "user-u1@relay.example")
@@ -182,6 +194,8 @@ def _script(directory: Any, clock: FakeClock) -> list[tuple[str, object]]:
     call("approve_held", "h3", START + 3000)
     clock.now = START + 3000
     call("hold_message", replace(held, hold_id="h4", expires_at=START + 4000), "digest-anna")
+    call("hold_later", replace(held, hold_id="h10", inbound_message_id="m14"), "digest-anna", 5)
+    call("close_hold", replace(held, hold_id="h4", sender_key="digest-anna"))
     return results
 
 
@@ -196,6 +210,6 @@ def test_directory_fake_matches_dynamodb_adapter(stack: LocalStack) -> None:
     fake_results = _script(fake, fake_clock)
 
     # Then every call returned the same, step by step
-    assert len(real_results) == len(fake_results) == 118
+    assert len(real_results) == len(fake_results) == 131
     for (name, expected), (_, actual) in zip(real_results, fake_results, strict=True):
         assert actual == expected, name

@@ -43,7 +43,7 @@ from emailflow.ports import (
     mail_bytes,
 )
 from emailflow.relay import RelayContext
-from emailflow.senders import HeldMessage, HoldState
+from emailflow.senders import HeldMessage, HoldState, LaterMessage
 
 DOMAIN = "relay.example"
 BRAND = "emailflow"
@@ -112,6 +112,9 @@ class InMemoryDirectory:
         self.held: dict[str, HeldMessage] = {}
         self.hold_guards: dict[tuple[str, str], tuple[int, str]] = {}
         """(service code, sender key) -> (expires_at, hold id): one pending approval per new sender (HOLDFOR)."""
+        self.kept_later: dict[tuple[str, str], list[LaterMessage]] = {}
+        """(service code, sender key) -> messages kept with its pending approval (the guard's ``later`` list)."""
+        self.closed_guards: set[tuple[str, str]] = set()
         self.registrations: dict[str, tuple[PriorRegistration, int]] = {}
         """key digest -> (what it created, expires_at): the REQ items."""
         self.reads = 0
@@ -419,9 +422,32 @@ class InMemoryDirectory:
             return False
         if guard is not None and guard[0] > now and guard[1] != held.hold_id:
             return False
-        self.held[held.hold_id] = held
-        self.hold_guards[(held.service_code, sender_key)] = (held.expires_at, held.hold_id)
+        self.held[held.hold_id] = replace(held, sender_key=sender_key)
+        guard_key = (held.service_code, sender_key)
+        if guard is None or guard[1] != held.hold_id:  # a new guard item: nothing kept with it, not closed
+            self.kept_later.pop(guard_key, None)
+            self.closed_guards.discard(guard_key)
+        self.hold_guards[guard_key] = (held.expires_at, held.hold_id)
         return True
+
+    def hold_later(self, held: HeldMessage, sender_key: str, limit: int) -> bool:
+        guard_key = (held.service_code, sender_key)
+        guard = self.hold_guards.get(guard_key)
+        kept = self.kept_later.setdefault(guard_key, [])
+        if guard is None or guard[0] <= int(self._clock()) or guard[1] == held.hold_id or \
+                guard_key in self.closed_guards or len(kept) >= limit:
+            return False
+        kept.append(LaterMessage(held.inbound_message_id, held.recipient, held.envelope_sender, held.spf, held.dkim,
+                                 held.spam))
+        return True
+
+    def close_hold(self, held: HeldMessage) -> list[LaterMessage]:
+        guard_key = (held.service_code, held.sender_key)
+        guard = self.hold_guards.get(guard_key)
+        if guard is None or guard[1] != held.hold_id:
+            return []
+        self.closed_guards.add(guard_key)
+        return list(self.kept_later.get(guard_key, []))
 
     def get_held(self, hold_id: str) -> HeldMessage | None:
         self.reads += 1

@@ -18,7 +18,7 @@ from emailflow.model import DeliveryKey, DeliveryState, Direction, ServiceStatus
 from emailflow.outcomes import Action, Reason, RelayOutcome
 from emailflow.ports import SendFailed
 from emailflow.relay import relay_inbound
-from emailflow.senders import approval_token, read_approval_token
+from emailflow.senders import MAX_LATER_MESSAGES, approval_token, read_approval_token
 from tests.support.fakes import DAY, KEYRING, START, SentMail, inbound_mail
 from tests.support.mail import load_eml
 from tests.unit.test_relay import OWNER, USER, Relay
@@ -102,17 +102,58 @@ def test_allowing_relays_the_held_reply_once_and_registers_the_address(relay: Re
     assert (later.action, later.reason) == (Action.FORWARDED, Reason.RELAYED)
 
 
-def test_second_message_from_same_new_address_gets_no_second_approval_mail(relay: Relay) -> None:
+def test_later_messages_from_the_new_address_wait_with_the_first_and_are_relayed_when_allowed(relay: Relay) -> None:
     # Given one reply held and the service asked
     _, to_service = relay.start_conversation(relay.register([OWNER]))
     _colleague_replies(relay, to_service)
+    token = _token(relay.mailer.sent[1])
 
-    # When the colleague tries again before the service answered
-    [again] = _colleague_replies(relay, to_service)
+    # When the colleague writes twice more before the service answered
+    again = [outcome for _ in range(2) for outcome in _colleague_replies(relay, to_service)]
 
-    # Then it is a plain stranger rejection: the service is not asked twice
-    assert again.reason is Reason.STRANGER
+    # Then both are held with the first: no second approval mail, the colleague is told as before, the user sees
+    # nothing yet
+    assert [outcome.reason for outcome in again] == [Reason.STRANGER_HELD] * 2
     assert [mail.to_address for mail in relay.mailer.sent].count(OWNER) == 2  # the first copy, one approval mail
+    assert [mail.to_address for mail in relay.mailer.sent].count(COLLEAGUE) == 3
+    assert all(mail.to_address != USER for mail in relay.mailer.sent)
+
+    # When the service allows the address on the page
+    page = _page(relay, {"routeKey": "POST /senders/allow", "body": urlencode({"token": token})})
+
+    # Then all three replies reach the user, each once, and the page says so
+    assert page["statusCode"] == 200
+    assert "The 2 later replies from this address, kept until now, were delivered too." in page["body"]
+    assert [mail.to_address for mail in relay.mailer.sent].count(USER) == 3
+
+
+def test_a_pending_approval_keeps_a_bounded_number_of_later_messages(relay: Relay) -> None:
+    # Given one reply held
+    _, to_service = relay.start_conversation(relay.register([OWNER]))
+    _colleague_replies(relay, to_service)
+
+    # When the same address writes many more times while it is pending
+    more = [outcome.reason for _ in range(MAX_LATER_MESSAGES + 2) for outcome in _colleague_replies(relay, to_service)]
+
+    # Then the first MAX_LATER_MESSAGES are kept, the rest refused as strangers (no further approval mail either)
+    assert more == [Reason.STRANGER_HELD] * MAX_LATER_MESSAGES + [Reason.STRANGER] * 2
+    assert [mail.to_address for mail in relay.mailer.sent].count(OWNER) == 2
+
+
+def test_a_message_kept_after_the_approval_was_read_is_refused_not_lost(relay: Relay) -> None:
+    # Given a held reply that the service allowed
+    service, to_service = relay.start_conversation(relay.register([OWNER]))
+    _colleague_replies(relay, to_service)
+    held = next(iter(relay.directory.held.values()))
+    approve_sender(relay.directory, relay.context, _token(relay.mailer.sent[1]))
+
+    # When the pending list is written to after it was closed (a message judged before the address was registered)
+    kept = relay.directory.hold_later(replace(held, hold_id="late", inbound_message_id="late-message"),
+                                      held.sender_key, MAX_LATER_MESSAGES)
+
+    # Then it is not kept: its relay falls back to a stranger rejection with the error mail, never a silent wait
+    assert kept is False
+    assert relay.directory.services[service.code].addresses == (OWNER, COLLEAGUE)
 
 
 def test_retry_of_the_held_event_sends_nothing_more(relay: Relay) -> None:

@@ -58,12 +58,14 @@ from emailflow.ports import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from emailflow.senders import HeldMessage
+    from emailflow.senders import HeldMessage, LaterMessage
 
 Item = dict[str, Any]
 SERVICES_INDEX = "services"
 """The sparse GSI (``listing``, ``created_at``) over service items (template.yaml)."""
 _MAX_BATCH_ATTEMPTS = 5
+_HELD_MAIL = ("inbound_message_id", "recipient", "envelope_sender", "spf", "dkim", "spam")
+"""What a held message is to the relay (``senders.LaterMessage``): which stored mail, to whom, with SES's verdicts."""
 
 
 def service_key(code: str) -> Item:
@@ -758,8 +760,9 @@ class DynamoDirectory:
     # -- new senders held for approval ------------------------------------------------------------------------
 
     def hold_message(self, held: HeldMessage, sender_key: str) -> bool:
-        """Both items or neither. A retry of the same hold (same id, still pending) succeeds again; another
-        pending, unexpired hold for the same (service, sender) makes it fail."""
+        """Both items or neither. A retry of the same hold (same id, still pending) succeeds again and keeps the
+        messages kept with it; another pending, unexpired hold for the same (service, sender) makes it fail. One
+        transaction; a second only where the guard of another hold is found (replaced once it has expired)."""
         from emailflow.senders import HoldState  # noqa: PLC0415 - senders imports email.policy: not on every cold start
 
         now = int(self._clock())
@@ -767,20 +770,28 @@ class DynamoDirectory:
                 "sender": {"S": held.sender}, "inbound_message_id": {"S": held.inbound_message_id},
                 "recipient": {"S": held.recipient}, "envelope_sender": {"S": held.envelope_sender},
                 "spf": {"S": held.spf}, "dkim": {"S": held.dkim}, "spam": {"S": held.spam},
-                "created_at": _num(held.created_at),
+                "created_at": _num(held.created_at), "sender_key": {"S": sender_key},
                 "expires_at": _num(held.expires_at), "state": {"S": held.state.value}}
+        hold: Any = {"Put": {"TableName": self._table, "Item": item,
+                             "ConditionExpression": "attribute_not_exists(pk) OR #state = :pending",
+                             "ExpressionAttributeNames": {"#state": "state"},
+                             "ExpressionAttributeValues": {":pending": {"S": HoldState.PENDING.value}}}}
+        guard_key = hold_guard_key(held.service_code, sender_key)
+        # A new guard, or this hold's own on a retry: updated in place, so that messages kept with it stay.
         with _Once(any_item=True) as once:
-            self._client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self._table, "Item": item,
-                         "ConditionExpression": "attribute_not_exists(pk) OR #state = :pending",
-                         "ExpressionAttributeNames": {"#state": "state"},
-                         "ExpressionAttributeValues": {":pending": {"S": HoldState.PENDING.value}}}},
-                {"Put": {"TableName": self._table,
-                         "Item": {**hold_guard_key(held.service_code, sender_key), "hold_id": {"S": held.hold_id},
-                                  "expires_at": _num(held.expires_at)},
-                         "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now OR hold_id = :id",
-                         "ExpressionAttributeValues": {":now": _num(now), ":id": {"S": held.hold_id}}}},
-            ])
+            self._client.transact_write_items(TransactItems=[hold, {"Update": {
+                "TableName": self._table, "Key": guard_key,
+                "UpdateExpression": "SET hold_id = :id, expires_at = :expires",
+                "ConditionExpression": "attribute_not_exists(pk) OR hold_id = :id",
+                "ExpressionAttributeValues": {":id": {"S": held.hold_id}, ":expires": _num(held.expires_at)}}}])
+        if once.applied:
+            return True
+        # The guard of another hold: replaced whole (what was kept with it goes) only once it has expired.
+        with _Once(any_item=True) as once:
+            self._client.transact_write_items(TransactItems=[hold, {"Put": {
+                "TableName": self._table,
+                "Item": {**guard_key, "hold_id": {"S": held.hold_id}, "expires_at": _num(held.expires_at)},
+                "ConditionExpression": "expires_at <= :now", "ExpressionAttributeValues": {":now": _num(now)}}}])
         return once.applied
 
     def get_held(self, hold_id: str) -> HeldMessage | None:
@@ -792,7 +803,43 @@ class DynamoDirectory:
         text = {name: str(item[name]["S"]) for name in ("service_code", "sender", "inbound_message_id", "recipient",
                                                         "envelope_sender", "spf", "dkim", "spam")}
         return HeldMessage(hold_id=hold_id, **text, created_at=_n(item, "created_at") or 0,
-                           expires_at=_n(item, "expires_at") or 0, state=HoldState(item["state"]["S"]))
+                           expires_at=_n(item, "expires_at") or 0, state=HoldState(item["state"]["S"]),
+                           sender_key=_s(item, "sender_key") or "")
+
+    def hold_later(self, held: HeldMessage, sender_key: str, limit: int) -> bool:
+        """One conditional ``UpdateItem`` that appends to the list on the pending-approval guard: no read. A repeat
+        after a lost answer may append the same message twice; allowing relays it once (its delivery claim)."""
+        entry = {"M": {name: {"S": str(getattr(held, name))} for name in _HELD_MAIL}}
+        with _Once() as once:
+            self._client.update_item(
+                TableName=self._table, Key=hold_guard_key(held.service_code, sender_key),
+                UpdateExpression="SET later = list_append(if_not_exists(later, :none), :entry)",
+                ConditionExpression="attribute_exists(pk) AND expires_at > :now AND hold_id <> :own AND "
+                                    "attribute_not_exists(closed) AND (attribute_not_exists(later) OR "
+                                    "size(later) < :limit)",
+                ExpressionAttributeValues={":none": {"L": []}, ":entry": {"L": [entry]}, ":own": {"S": held.hold_id},
+                                           ":now": _num(int(self._clock())), ":limit": _num(limit)})
+        return once.applied
+
+    def close_hold(self, held: HeldMessage) -> list[LaterMessage]:
+        from emailflow.senders import LaterMessage  # noqa: PLC0415 - see hold_message
+
+        if not held.sender_key:
+            return []
+        try:
+            answer = self._client.update_item(
+                TableName=self._table, Key=hold_guard_key(held.service_code, held.sender_key),
+                UpdateExpression="SET closed = :yes", ConditionExpression="hold_id = :id",
+                ExpressionAttributeValues={":yes": {"BOOL": True}, ":id": {"S": held.hold_id}},
+                ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return []  # the guard expired (or belongs to a later hold): nothing was kept with this one
+            raise RelayFault("could not close the pending approval") from exc
+        except BotoCoreError as exc:
+            raise RelayFault("could not close the pending approval") from exc
+        return [LaterMessage(**{name: str(entry["M"][name]["S"]) for name in _HELD_MAIL})
+                for entry in answer["Attributes"].get("later", {}).get("L", [])]
 
     def approve_held(self, hold_id: str, now: int) -> bool:
         from emailflow.senders import HoldState  # noqa: PLC0415 - see hold_message
