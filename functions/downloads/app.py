@@ -13,13 +13,20 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from emailflow.adapters.s3 import S3MailStore
+from emailflow.adapters.secrets import load_keyring
+from emailflow.codes import Keyring
 from emailflow.config import get_settings
 from emailflow.downloads import handle_download
 from emailflow.observability import logger
-from emailflow.wiring import keyring
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@cache
+def keyring() -> Keyring:
+    """The code secret, read once per container (not through ``wiring``: this function needs no relay)."""
+    return load_keyring(get_settings().code_secret_arn)
 
 
 @cache
