@@ -4,10 +4,10 @@ Handlers call ``relay_context()``; tests call ``reset()`` between cases so each 
 commands call ``operations(settings)`` with settings of their own (from a stack's outputs, not the environment).
 
 The relay and the bounces function share this module, so what only one of them needs is imported where it is
-wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (notices, SES
-feedback parsing) in ``bounces_context``, the EventBridge publisher in ``marketplace_publisher``, which most
-deployments never configure. Every module imported at the top of a handler is paid for on every cold start
-(benchmarks/bench_coldstart.py).
+wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (SES feedback
+parsing; its notices only once a bounce writes one) in ``bounces_context``, the EventBridge publisher in
+``marketplace_publisher``, which most deployments never configure. Every module imported at the top of a handler is
+paid for on every cold start (benchmarks/bench_coldstart.py).
 """
 
 from __future__ import annotations
