@@ -61,25 +61,6 @@ class UserCodeClaim:
     user_address: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RegistrationRequest:
-    """A client's promise that retries of one "create a service" request carry the same key."""
-
-    key_digest: str
-    """SHA-256 of the client's key: the store never holds the key itself."""
-    fingerprint: str
-    """SHA-256 of what was asked (addresses, name, context): the same key with other content is a conflict."""
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class PriorRegistration:
-    """The service an earlier request with the same key created."""
-
-    service_code: str
-    fingerprint: str
-
-
 class MailStore(Protocol):
     """Where SES put the raw inbound mail."""
 

@@ -35,14 +35,13 @@ from emailflow.model import (
 from emailflow.ports import (
     ClaimResult,
     MailBytes,
-    PriorRegistration,
-    RegistrationRequest,
     RelayFault,
     UserCodeClaim,
     mail_bytes,
 )
 from emailflow.relay import RelayContext
 from emailflow.senders import HeldMessage, HoldState
+from emailflow.services import PriorRegistration, RegistrationRequest
 
 DOMAIN = "relay.example"
 BRAND = "emailflow"

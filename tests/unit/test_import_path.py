@@ -4,7 +4,8 @@ Every module imported at the top of a handler is paid for on every cold start (b
 issue 11's import budget). Error mails (``notices``), the off-platform signal (``signals``) and new senders held for
 approval (``senders``) are imported where they are used; so is ``email.policy``, which each of them pulls in. The
 bounces function writes a notice only for a bounce, so it leaves out ``notices`` and what only a notice needs
-(``rewrite``, ``message``, the loop marker) until one is written.
+(``rewrite``, ``message``, the loop marker) until one is written. What only operators and the API use is no
+handler's: registering services (``services``, with its request types).
 
 Each handler is imported the way Lambda imports it (``import relay.app``), in a fresh interpreter, from this
 checkout's ``functions/``: not from whatever copy of the package the virtual environment has installed.
@@ -21,6 +22,8 @@ import pytest
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 RARE = ("emailflow.signals", "emailflow.senders", "email.policy")
+OPERATOR = ("emailflow.services",)
+"""Modules no handler needs: the CLI's, the API's and local mode's."""
 NOTICES = ("emailflow.notices",)
 NOTICE_ONLY = ("emailflow.rewrite", "emailflow.message", "emailflow.loops")
 """What the bounces function needs for a notice alone (the relay needs them for every message)."""
@@ -40,8 +43,8 @@ def _loaded_after_import(module: str, names: tuple[str, ...]) -> tuple[list[str]
 
 
 @pytest.mark.parametrize(("handler", "deferred"), [
-    ("relay.app", (*NOTICES, *RARE)),
-    ("bounces.app", (*NOTICES, *NOTICE_ONLY, *RARE)),
+    ("relay.app", (*NOTICES, *RARE, *OPERATOR)),
+    ("bounces.app", (*NOTICES, *NOTICE_ONLY, *RARE, *OPERATOR)),
 ])
 def test_import_path_of_the_handlers_leaves_out_rarely_used_modules(handler: str, deferred: tuple[str, ...]) -> None:
     # Given a fresh interpreter that imports a handler module, as Lambda does at cold start

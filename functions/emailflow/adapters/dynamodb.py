@@ -46,12 +46,13 @@ from emailflow.model import (
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import ClaimResult, PriorRegistration, RegistrationRequest, RelayFault, UserCodeClaim
+from emailflow.ports import ClaimResult, RelayFault, UserCodeClaim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from emailflow.senders import HeldMessage
+    from emailflow.services import PriorRegistration, RegistrationRequest
 
 Item = dict[str, Any]
 SERVICES_INDEX = "services"
@@ -294,6 +295,8 @@ class DynamoDirectory:
         True: stored. False: the code is taken (draw another). A ``PriorRegistration``: the key was used before
         (and has not expired): nothing was written, the caller answers with that service.
         """
+        from emailflow.services import PriorRegistration  # noqa: PLC0415 - registration is no handler's (services)
+
         now = int(self._clock())
         try:
             self._client.transact_write_items(TransactItems=[
