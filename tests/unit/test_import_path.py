@@ -5,7 +5,8 @@ issue 11's import budget). Error mails (``notices``), the off-platform signal (`
 approval (``senders``) are imported where they are used; so is ``email.policy``, which each of them pulls in. The
 bounces function writes a notice only for a bounce, so it leaves out ``notices`` and what only a notice needs
 (``rewrite``, ``message``, the loop marker) until one is written. What only operators and the API use is no
-handler's: registering services (``services``, with its request types).
+handler's: registering services (``services``, with its request types) and listing the inbound bucket for a
+redrive or a replay (``stored``, with ``StoredMail``).
 
 Each handler is imported the way Lambda imports it (``import relay.app``), in a fresh interpreter, from this
 checkout's ``functions/``: not from whatever copy of the package the virtual environment has installed.
@@ -22,7 +23,7 @@ import pytest
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 RARE = ("emailflow.signals", "emailflow.senders", "email.policy")
-OPERATOR = ("emailflow.services",)
+OPERATOR = ("emailflow.services", "emailflow.stored")
 """Modules no handler needs: the CLI's, the API's and local mode's."""
 NOTICES = ("emailflow.notices",)
 NOTICE_ONLY = ("emailflow.rewrite", "emailflow.message", "emailflow.loops")
