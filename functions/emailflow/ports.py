@@ -8,18 +8,17 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from emailflow.model import (
-    AddressHealth,
     DeliveryKey,
     FeedbackState,
     Pair,
     SentMessage,
-    SentRecord,
     Service,
     Snapshot,
     ThreadRefs,
 )
 
 if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not imported by every cold start
+    from emailflow.feedback import AddressHealth, SentRecord
     from emailflow.senders import HeldMessage
 
 

@@ -19,15 +19,14 @@ from email.message import EmailMessage
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail, Verdicts
+from emailflow.feedback import AddressHealth, SentRecord
 from emailflow.model import (
-    AddressHealth,
     DeliveryKey,
     DeliveryState,
     Direction,
     FeedbackState,
     Pair,
     SentMessage,
-    SentRecord,
     Service,
     Snapshot,
     ThreadRefs,

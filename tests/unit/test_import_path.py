@@ -6,7 +6,8 @@ approval (``senders``) are imported where they are used; so is ``email.policy``,
 bounces function writes a notice only for a bounce, so it leaves out ``notices`` and what only a notice needs
 (``rewrite``, ``message``, the loop marker) until one is written. What only operators and the API use is no
 handler's: registering services (``services``, with its request types) and listing the inbound bucket for a
-redrive or a replay (``stored``, with ``StoredMail``).
+redrive or a replay (``stored``, with ``StoredMail``). SES feedback and what the store keeps of it (``feedback``,
+with ``SentRecord`` and ``AddressHealth``) are the bounces function's: the relay leaves them out.
 
 Each handler is imported the way Lambda imports it (``import relay.app``), in a fresh interpreter, from this
 checkout's ``functions/``: not from whatever copy of the package the virtual environment has installed.
@@ -44,7 +45,7 @@ def _loaded_after_import(module: str, names: tuple[str, ...]) -> tuple[list[str]
 
 
 @pytest.mark.parametrize(("handler", "deferred"), [
-    ("relay.app", (*NOTICES, *RARE, *OPERATOR)),
+    ("relay.app", (*NOTICES, *RARE, *OPERATOR, "emailflow.feedback", "emailflow.bounces")),
     ("bounces.app", (*NOTICES, *NOTICE_ONLY, *RARE, *OPERATOR)),
 ])
 def test_import_path_of_the_handlers_leaves_out_rarely_used_modules(handler: str, deferred: tuple[str, ...]) -> None:

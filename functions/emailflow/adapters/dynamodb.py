@@ -33,14 +33,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from emailflow.adapters.clients import dynamodb_client
 from emailflow.model import (
-    AddressHealth,
     DeliveryKey,
     DeliveryState,
     Direction,
     FeedbackState,
     Pair,
     SentMessage,
-    SentRecord,
     Service,
     ServiceStatus,
     Snapshot,
@@ -51,6 +49,7 @@ from emailflow.ports import ClaimResult, RelayFault, UserCodeClaim
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from emailflow.feedback import AddressHealth, SentRecord
     from emailflow.senders import HeldMessage
     from emailflow.services import PriorRegistration, RegistrationRequest
 
@@ -651,7 +650,12 @@ class DynamoDirectory:
     # -- feedback (bounces handler) --------------------------------------------------------------------------
 
     def feedback_context(self, ses_message_id: str, address: str | None) -> tuple[SentRecord | None, AddressHealth]:
-        """The sent record of ``ses_message_id`` and the health of ``address``: one BatchGetItem."""
+        """The sent record of ``ses_message_id`` and the health of ``address``: one BatchGetItem.
+
+        The bounces function's read (and an operator's, through ``address_health``), never the relay's: their types
+        come with ``feedback``, which the bounces function imports anyway and the relay never does."""
+        from emailflow.feedback import AddressHealth, SentRecord  # noqa: PLC0415 - deferred, see the docstring
+
         keys = [sent_key(ses_message_id)] + ([address_key(address)] if address else [])
         items = self._batch_get(keys)
         sent_item = items.get(self._key_of(keys[0]))
