@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from emailflow.events import EventError
 from emailflow.model import FeedbackState, SentMessage
+from emailflow.ports import EventError
 
 
 class FeedbackType(StrEnum):

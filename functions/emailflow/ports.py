@@ -22,6 +22,13 @@ if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not importe
     from emailflow.senders import HeldMessage
 
 
+class EventError(ValueError):
+    """The event is not of the shape the handler expects (a wiring fault, not a mail outcome).
+
+    Raised by both handlers' event parsers (``events`` for SES receipt events, ``feedback`` for SNS feedback): it is
+    defined here, where both find it, so that the bounces function does not import the receipt event's types."""
+
+
 class RelayFault(RuntimeError):
     """A fault a retry may cure (throttling, a network error, an S3 read that failed). Never an outcome."""
 

@@ -4,7 +4,8 @@ Every module imported at the top of a handler is paid for on every cold start (b
 issue 11's import budget). Error mails (``notices``), the off-platform signal (``signals``) and new senders held for
 approval (``senders``) are imported where they are used; so is ``email.policy``, which each of them pulls in. The
 bounces function writes a notice only for a bounce, so it leaves out ``notices`` and what only a notice needs
-(``rewrite``, ``message``, the loop marker) until one is written. What only operators and the API use is no
+(``rewrite``, ``message``, the loop marker) until one is written, and the relay's receipt event types (``events``)
+altogether. What only operators and the API use is no
 handler's: registering services (``services``, with its request types) and listing the inbound bucket for a
 redrive or a replay (``stored``, with ``StoredMail``). SES feedback and what the store keeps of it (``feedback``,
 with ``SentRecord`` and ``AddressHealth``) are the bounces function's: the relay leaves them out.
@@ -46,7 +47,7 @@ def _loaded_after_import(module: str, names: tuple[str, ...]) -> tuple[list[str]
 
 @pytest.mark.parametrize(("handler", "deferred"), [
     ("relay.app", (*NOTICES, *RARE, *OPERATOR, "emailflow.feedback", "emailflow.bounces")),
-    ("bounces.app", (*NOTICES, *NOTICE_ONLY, *RARE, *OPERATOR)),
+    ("bounces.app", (*NOTICES, *NOTICE_ONLY, *RARE, *OPERATOR, "emailflow.events")),
 ])
 def test_import_path_of_the_handlers_leaves_out_rarely_used_modules(handler: str, deferred: tuple[str, ...]) -> None:
     # Given a fresh interpreter that imports a handler module, as Lambda does at cold start

@@ -17,8 +17,7 @@ from emailflow.config import (
     use_local_emulator_defaults,
 )
 from emailflow.conversations import ConversationError
-from emailflow.events import EventError
-from emailflow.ports import RelayFault
+from emailflow.ports import EventError, RelayFault
 from emailflow.services import ServiceError
 
 if TYPE_CHECKING:
