@@ -22,7 +22,7 @@ from emailflow.services import ServiceError
 
 if TYPE_CHECKING:
     from emailflow.client import Relay
-    from emailflow.wiring import Operations
+    from emailflow.operations import Operations
 
 
 @dataclass
@@ -35,7 +35,7 @@ class CliContext:
         """Settings from the stack's outputs, then the adapters; resolved on first use."""
         if self._operations is None:
             # boto3 and the adapters load only for a command that needs them: ``--help`` stays quick.
-            from emailflow.wiring import operations
+            from emailflow.operations import operations
 
             with reported_errors():
                 outputs = self.outputs()
