@@ -22,13 +22,10 @@ from typing import TYPE_CHECKING
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeKind, Keyring
 from emailflow.feedback import Feedback, FeedbackType
-from emailflow.loops import loop_marker
 from emailflow.model import Direction, FeedbackState, SentMessage
-from emailflow.notices import NoticeAddressing, build_notice
 from emailflow.observability import logger
 from emailflow.outcomes import Reason
 from emailflow.ports import FeedbackStore, Mailer, SendFailed, SendRejected
-from emailflow.rewrite import relay_display_name
 
 if TYPE_CHECKING:
     from emailflow.marketplace import MarketplaceEvent
@@ -121,7 +118,15 @@ def _bounce(feedback: Feedback, state: FeedbackState | None, sent: SentMessage, 
 
 
 def _notify_sender(sent: SentMessage, reason: Reason, now: int, context: BouncesContext) -> bool:
-    """Tell the original sender, unless they were automatic or are one of our own addresses."""
+    """Tell the original sender, unless they were automatic or are one of our own addresses.
+
+    Only a bounce writes a notice: deliveries (one per relayed message) and complaints, most of this function's
+    events, never do. So ``notices`` and what it pulls in (``rewrite``, ``message``) and the loop marker are imported
+    here, not by every cold start (benchmarks/bench_coldstart.py)."""
+    from emailflow.loops import loop_marker  # noqa: PLC0415 - deferred, see the docstring
+    from emailflow.notices import NoticeAddressing, build_notice  # noqa: PLC0415 - deferred, see the docstring
+    from emailflow.rewrite import relay_display_name  # noqa: PLC0415 - deferred, see the docstring
+
     if sent.sender_automatic or not sent.original_sender or context.addressing.is_relay_domain(sent.original_sender):
         return False
     if sent.direction is Direction.TO_SERVICE:

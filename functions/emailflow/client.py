@@ -96,7 +96,7 @@ class Relay:
     @classmethod
     def from_settings(cls, settings: Settings) -> Relay:
         """A client for the deployment ``settings`` describe (the API handler passes its own environment's)."""
-        from emailflow.wiring import operations
+        from emailflow.operations import operations
 
         ops = operations(settings)
         return cls(ops.directory, ops.codebook, ops.addressing, relay_context=ops.relay)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from emailflow.addresses import InvalidAddress, RelayAddressing, normalise_address
 from emailflow.codes import CodeBook, CodeKind
-from emailflow.model import AddressHealth, Direction, Pair, Service
+from emailflow.model import Direction, Pair, Service
+
+if TYPE_CHECKING:
+    from emailflow.feedback import AddressHealth
 
 
 class ConversationError(ValueError):

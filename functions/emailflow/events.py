@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-class EventError(ValueError):
-    """The event is not of the shape the handler expects (a wiring fault, not a mail outcome)."""
+from emailflow.ports import EventError
 
 
 @dataclass(frozen=True, slots=True)

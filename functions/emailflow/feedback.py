@@ -4,6 +4,10 @@ Input: the SNS event that the configuration set's event destination publishes
 (https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html, field ``eventType``), or
 the older identity notifications (https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html, field
 ``notificationType``). Both carry the same ``mail``/``bounce``/``complaint``/``delivery`` objects.
+
+Also what the store keeps of feedback (``SentRecord``, ``AddressHealth``): values the bounces function reads for
+every event and the relay never does, so they are created with this module, not with ``model`` by every cold start
+of the relay (benchmarks/bench_coldstart.py).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from emailflow.events import EventError
+from emailflow.model import FeedbackState, SentMessage
+from emailflow.ports import EventError
 
 
 class FeedbackType(StrEnum):
@@ -53,6 +58,25 @@ class Feedback:
     @property
     def permanent(self) -> bool:
         return self.bounce_type == "Permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """A sent message as the bounces handler reads it: the record and what feedback was already handled."""
+
+    message: SentMessage
+    bounce: FeedbackState | None = None
+    complaint: FeedbackState | None = None
+    delivered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AddressHealth:
+    """What the relay knows about delivering to one real address."""
+
+    address: str
+    undeliverable_reason: str | None = None
+    transient_bounces: int = 0
 
 
 def _recipients(items: Any, address_key: str = "emailAddress") -> tuple[Recipient, ...]:

@@ -116,25 +116,6 @@ class FeedbackState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class SentRecord:
-    """A sent message as the bounces handler reads it: the record and what feedback was already handled."""
-
-    message: SentMessage
-    bounce: FeedbackState | None = None
-    complaint: FeedbackState | None = None
-    delivered: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AddressHealth:
-    """What the relay knows about delivering to one real address."""
-
-    address: str
-    undeliverable_reason: str | None = None
-    transient_bounces: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class ThreadRefs:
     """The message ids an inbound message refers to (In-Reply-To, newest References), split by who minted them."""
 

@@ -8,19 +8,25 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from emailflow.model import (
-    AddressHealth,
     DeliveryKey,
     FeedbackState,
     Pair,
     SentMessage,
-    SentRecord,
     Service,
     Snapshot,
     ThreadRefs,
 )
 
 if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not imported by every cold start
+    from emailflow.feedback import AddressHealth, SentRecord
     from emailflow.senders import HeldMessage, LaterMessage
+
+
+class EventError(ValueError):
+    """The event is not of the shape the handler expects (a wiring fault, not a mail outcome).
+
+    Raised by both handlers' event parsers (``events`` for SES receipt events, ``feedback`` for SNS feedback): it is
+    defined here, where both find it, so that the bounces function does not import the receipt event's types."""
 
 
 class RelayFault(RuntimeError):
@@ -74,25 +80,6 @@ class UserCodeClaim:
     (nothing was claimed)."""
     service_code: str = ""
     user_address: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrationRequest:
-    """A client's promise that retries of one "create a service" request carry the same key."""
-
-    key_digest: str
-    """SHA-256 of the client's key: the store never holds the key itself."""
-    fingerprint: str
-    """SHA-256 of what was asked (addresses, name, context): the same key with other content is a conflict."""
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class PriorRegistration:
-    """The service an earlier request with the same key created."""
-
-    service_code: str
-    fingerprint: str
 
 
 class MailStore(Protocol):

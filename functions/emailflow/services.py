@@ -12,7 +12,7 @@ from typing import Protocol
 from emailflow.addresses import InvalidAddress, RelayAddressing, normalise_address
 from emailflow.codes import CodeBook, CodeKind
 from emailflow.model import Service, ServiceStatus
-from emailflow.ports import Directory, PriorRegistration, RegistrationRequest
+from emailflow.ports import Directory
 from emailflow.rewrite import sanitise_display_name
 
 _MAX_CODE_DRAWS = 5
@@ -35,6 +35,28 @@ class ServiceNotFound(ServiceError):
 
 class RequestKeyReused(ServiceError):
     """An idempotency key came back with a different request: the client has a bug, nothing was created."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRequest:
+    """A client's promise that retries of one "create a service" request carry the same key.
+
+    Registration is the operator's and the API's business, never a relay's or a bounce's: these live here, not in
+    ``ports``, so that the handlers' cold start does not create them (benchmarks/bench_coldstart.py)."""
+
+    key_digest: str
+    """SHA-256 of the client's key: the store never holds the key itself."""
+    fingerprint: str
+    """SHA-256 of what was asked (addresses, name, context): the same key with other content is a conflict."""
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorRegistration:
+    """The service an earlier request with the same key created."""
+
+    service_code: str
+    fingerprint: str
 
 
 class ServiceRegistry(Directory, Protocol):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from email.utils import getaddresses
 
 from emailflow.addresses import RelayAddressing
@@ -26,6 +28,16 @@ _RECEIVED_FOR = re.compile(r"\bfor\s+<?([^\s<>;]+@[^\s<>;]+)>?\s*;", re.IGNORECA
 _ANGLE = re.compile(r"<([^<>]*)>")
 _VERDICTS = {"pass": "PASS", "fail": "FAIL", "softfail": "FAIL", "hardfail": "FAIL", "none": "GRAY",
              "neutral": "GRAY", "temperror": "PROCESSING_FAILED", "permerror": "FAIL"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMail:
+    """One raw message in the inbound bucket: its SES message id and when SES stored it (``S3MailStore.list_stored``;
+    here, not in the adapter, so that the handlers, which never list the bucket, do not create it at cold start)."""
+
+    message_id: str
+    stored_at: datetime
+    size: int
 
 
 def _auth_results(values: Sequence[str]) -> dict[str, str]:

@@ -1,18 +1,18 @@
 """Wires the adapters to the use cases, once per container (cold start), from ``Settings``.
 
 Handlers call ``relay_context()``; tests call ``reset()`` between cases so each builds its own under moto. Operator
-commands call ``operations(settings)`` with settings of their own (from a stack's outputs, not the environment).
+commands call ``emailflow.operations.operations(settings)`` with settings of their own (from a stack's outputs, not
+the environment), which builds on ``addressing`` and ``relay_context_for`` here.
 
 The relay and the bounces function share this module, so what only one of them needs is imported where it is
-wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (notices, SES
-feedback parsing) in ``bounces_context``, the EventBridge publisher in ``marketplace_publisher``, which most
-deployments never configure. Every module imported at the top of a handler is paid for on every cold start
-(benchmarks/bench_coldstart.py).
+wired: the relay use case (policy, masking, the rewrite) in ``relay_context``, the bounces use case (SES feedback
+parsing; its notices only once a bounce writes one) in ``bounces_context``, the EventBridge publisher in
+``marketplace_publisher``, which most deployments never configure. Every module imported at the top of a handler is
+paid for on every cold start (benchmarks/bench_coldstart.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -109,31 +109,6 @@ def marketplace_publisher() -> EventBridgePublisher | None:
     from emailflow.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415 - only with a bus (docstring)
 
     return EventBridgePublisher(bus)
-
-
-@dataclass(frozen=True, slots=True)
-class Operations:
-    """What operator commands (the CLI, local mode, the demo) need to manage services of one deployment."""
-
-    settings: Settings
-    addressing: RelayAddressing
-    directory: DynamoDirectory
-    codebook: CodeBook
-    keyring: Keyring
-
-    def relay(self) -> RelayContext:
-        """The deployment's relay, run in this process (redrive, replay)."""
-        return relay_context_for(self.settings, self.keyring, self.directory)
-
-    def mail_store(self) -> S3MailStore:
-        return S3MailStore(self.settings.inbound_bucket, self.settings.inbound_prefix)
-
-
-def operations(settings: Settings) -> Operations:
-    """Adapters for ``settings``' deployment. Not cached: a command builds it once; it reads the code secret."""
-    ring = load_keyring(settings.code_secret_arn)
-    return Operations(settings=settings, addressing=addressing(settings),
-                      directory=DynamoDirectory(settings.table_name), codebook=CodeBook(ring), keyring=ring)
 
 
 def reset() -> None:

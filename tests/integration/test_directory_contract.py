@@ -13,8 +13,9 @@ from emailflow.adapters.dynamodb import DynamoDirectory
 from emailflow.config import get_settings
 from emailflow.local.stack import LocalStack
 from emailflow.model import DeliveryKey, Direction, FeedbackState, Pair, SentMessage, Service, ThreadRefs
-from emailflow.ports import RegistrationRequest, RelayFault, SenderBudget
+from emailflow.ports import RelayFault, SenderBudget
 from emailflow.senders import HeldMessage
+from emailflow.services import RegistrationRequest
 from tests.support.fakes import START, FakeClock, InMemoryDirectory
 
 

@@ -19,15 +19,14 @@ from email.message import EmailMessage
 from emailflow.addresses import RelayAddressing
 from emailflow.codes import CodeBook, CodeKind, Keyring
 from emailflow.events import InboundMail, Verdicts
+from emailflow.feedback import AddressHealth, SentRecord
 from emailflow.model import (
-    AddressHealth,
     DeliveryKey,
     DeliveryState,
     Direction,
     FeedbackState,
     Pair,
     SentMessage,
-    SentRecord,
     Service,
     Snapshot,
     ThreadRefs,
@@ -35,8 +34,6 @@ from emailflow.model import (
 from emailflow.ports import (
     ClaimResult,
     MailBytes,
-    PriorRegistration,
-    RegistrationRequest,
     RelayFault,
     SenderBudget,
     UserCodeClaim,
@@ -44,6 +41,7 @@ from emailflow.ports import (
 )
 from emailflow.relay import RelayContext
 from emailflow.senders import HeldMessage, HoldState, LaterMessage
+from emailflow.services import PriorRegistration, RegistrationRequest
 
 DOMAIN = "relay.example"
 BRAND = "emailflow"

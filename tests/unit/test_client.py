@@ -13,7 +13,8 @@ from emailflow.addresses import RelayAddressing
 from emailflow.client import Relay
 from emailflow.codes import CodeBook, CodeKind
 from emailflow.conversations import ConversationError
-from emailflow.model import AddressHealth, Direction, Pair
+from emailflow.feedback import AddressHealth
+from emailflow.model import Direction, Pair
 from emailflow.services import RequestKeyReused, ServiceError, ServiceNotFound
 from tests.support.fakes import DAY, DOMAIN, KEYRING, START, FakeClock, InMemoryDirectory
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from emailflow.events import EventError
 from emailflow.feedback import FeedbackType, feedback_from_sns_event, parse_feedback
+from emailflow.ports import EventError
 from tests.support.feedback import ses_feedback, sns_event
 
 

@@ -33,32 +33,25 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from emailflow.adapters.clients import dynamodb_client
 from emailflow.model import (
-    AddressHealth,
     DeliveryKey,
     DeliveryState,
     Direction,
     FeedbackState,
     Pair,
     SentMessage,
-    SentRecord,
     Service,
     ServiceStatus,
     Snapshot,
     ThreadRefs,
 )
-from emailflow.ports import (
-    ClaimResult,
-    PriorRegistration,
-    RegistrationRequest,
-    RelayFault,
-    SenderBudget,
-    UserCodeClaim,
-)
+from emailflow.ports import ClaimResult, RelayFault, SenderBudget, UserCodeClaim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from emailflow.feedback import AddressHealth, SentRecord
     from emailflow.senders import HeldMessage, LaterMessage
+    from emailflow.services import PriorRegistration, RegistrationRequest
 
 Item = dict[str, Any]
 SERVICES_INDEX = "services"
@@ -303,6 +296,8 @@ class DynamoDirectory:
         True: stored. False: the code is taken (draw another). A ``PriorRegistration``: the key was used before
         (and has not expired): nothing was written, the caller answers with that service.
         """
+        from emailflow.services import PriorRegistration  # noqa: PLC0415 - registration is no handler's (services)
+
         now = int(self._clock())
         try:
             self._client.transact_write_items(TransactItems=[
@@ -667,7 +662,12 @@ class DynamoDirectory:
     # -- feedback (bounces handler) --------------------------------------------------------------------------
 
     def feedback_context(self, ses_message_id: str, address: str | None) -> tuple[SentRecord | None, AddressHealth]:
-        """The sent record of ``ses_message_id`` and the health of ``address``: one BatchGetItem."""
+        """The sent record of ``ses_message_id`` and the health of ``address``: one BatchGetItem.
+
+        The bounces function's read (and an operator's, through ``address_health``), never the relay's: their types
+        come with ``feedback``, which the bounces function imports anyway and the relay never does."""
+        from emailflow.feedback import AddressHealth, SentRecord  # noqa: PLC0415 - deferred, see the docstring
+
         keys = [sent_key(ses_message_id)] + ([address_key(address)] if address else [])
         items = self._batch_get(keys)
         sent_item = items.get(self._key_of(keys[0]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,16 +10,11 @@ from emailflow.adapters.clients import s3_client
 from emailflow.ports import RelayFault
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_s3 import S3Client
 
-
-@dataclass(frozen=True, slots=True)
-class StoredMail:
-    """One raw message in the inbound bucket: its SES message id and when SES stored it."""
-
-    message_id: str
-    stored_at: datetime
-    size: int
+    from emailflow.stored import StoredMail
 
 
 class S3MailStore:
@@ -75,8 +68,10 @@ class S3MailStore:
         """Raw messages stored in ``[since, until)``, oldest first (kept copies under ``copies/`` left out).
 
         S3 lists by key, not by time: this pages through the prefix and filters on ``LastModified``. An operator's
-        command (redrive, replay), never on the mail path.
+        command (redrive, replay), never on the mail path: ``StoredMail`` is imported here, not by the handlers.
         """
+        from emailflow.stored import StoredMail  # noqa: PLC0415 - an operator's command only (see the docstring)
+
         found: list[StoredMail] = []
         try:
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket,

@@ -17,13 +17,12 @@ from emailflow.config import (
     use_local_emulator_defaults,
 )
 from emailflow.conversations import ConversationError
-from emailflow.events import EventError
-from emailflow.ports import RelayFault
+from emailflow.ports import EventError, RelayFault
 from emailflow.services import ServiceError
 
 if TYPE_CHECKING:
     from emailflow.client import Relay
-    from emailflow.wiring import Operations
+    from emailflow.operations import Operations
 
 
 @dataclass
@@ -36,7 +35,7 @@ class CliContext:
         """Settings from the stack's outputs, then the adapters; resolved on first use."""
         if self._operations is None:
             # boto3 and the adapters load only for a command that needs them: ``--help`` stays quick.
-            from emailflow.wiring import operations
+            from emailflow.operations import operations
 
             with reported_errors():
                 outputs = self.outputs()

@@ -18,9 +18,9 @@ import click
 
 from emailflow.cli.context import CliContext, reported_errors
 from emailflow.cli.output import echo_json, progress, table
-from emailflow.events import EventError, InboundMail, inbound_mails
+from emailflow.events import InboundMail, inbound_mails
 from emailflow.outcomes import RelayOutcome
-from emailflow.ports import RelayFault
+from emailflow.ports import EventError, RelayFault
 
 _RELATIVE = re.compile(r"(?P<count>\d+)(?P<unit>[mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}

@@ -54,6 +54,8 @@ from emailflow.local.simulator import SimulatorHook
 from emailflow.local.smtp import InboundHandler, LocalController, RecipientGate, smtp_controller
 from emailflow.local.stack import ACCOUNT_ID, LocalStack, deploy_locally, register_stack
 from emailflow.observability import logger
+from emailflow.operations import Operations
+from emailflow.operations import operations as operator_side
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -287,9 +289,9 @@ class LocalRelay:
         """Every SNS event the mailbox simulator produced so far."""
         return list(self._simulator.published) if self._simulator is not None else []
 
-    def operations(self) -> wiring.Operations:
+    def operations(self) -> Operations:
         """The operator side (services), wired exactly as the CLI wires it."""
-        return wiring.operations(self.settings)
+        return operator_side(self.settings)
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
