@@ -11,12 +11,19 @@ For every function of template.yaml (``CodeUri`` from the function or from ``Glo
 
 A function without requirements.txt (the rule-set activator) uses only the standard library and the boto3 that the
 Lambda runtime provides. ``make package-test`` imports every handler from these folders in a fresh Python 3.13.
+
+Unlike ``sam build``, each folder then ships its bytecode, compiled by an interpreter of the function's runtime
+version (``python3.13`` on the PATH, or ``PYTHON313``) with ``--invalidation-mode unchecked-hash``: Lambda's code
+directory is read-only, so a package without ``__pycache__`` compiles every module it imports on every cold start
+(30-110 ms measured for the relay, benchmarks/README.md), and unchecked hashes spare even the source timestamp
+checks. Without such an interpreter the build says so and ships source only (it still works, cold starts cost more).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +55,41 @@ def pip_command(requirements: Path, target: Path, runtime: str, architecture: st
             "--python-version", version, "--only-binary=:all:", "-r", str(requirements)]
 
 
+def find_python(version: str) -> tuple[str, dict[str, str]] | None:
+    """An interpreter of ``version`` ("3.13": ``PYTHON313`` or ``python3.13`` on the PATH; its real path, not a
+    shim) and the environment to start it with, or None."""
+    candidate = os.environ.get(f"PYTHON{version.replace('.', '')}") or shutil.which(f"python{version}")
+    if candidate is None:
+        return None
+    env = {"PATH": os.environ.get("PATH", "")}
+    if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
+        versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True,  # noqa: S607
+                                  check=False).stdout.split()
+        env["PYENV_VERSION"] = next((found for found in versions if found.startswith(version)), "")
+    elif "PYENV_VERSION" in os.environ:
+        env["PYENV_VERSION"] = os.environ["PYENV_VERSION"]
+    major, minor = version.split(".")
+    probe = f"import sys; print(sys.version_info[:2] == ({major}, {minor}), sys.executable)"
+    result = subprocess.run([candidate, "-c", probe],  # noqa: S603 - the interpreter the developer has
+                            capture_output=True, text=True, env=env, check=False)
+    answer = result.stdout.split()
+    if result.returncode != 0 or answer[:1] != ["True"]:
+        return None
+    return answer[1], env
+
+
+def compile_bytecode(folder: Path, runtime: str) -> bool:
+    """Compile every module of ``folder`` for ``runtime`` (unchecked-hash .pyc files); False: no interpreter of
+    that version here, nothing compiled."""
+    interpreter = find_python(runtime.removeprefix("python"))
+    if interpreter is None:
+        return False
+    executable, env = interpreter
+    subprocess.run([executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",  # noqa: S603
+                    str(folder)], check=True, env=env, stdout=subprocess.DEVNULL)
+    return True
+
+
 def build_function(name: str, properties: Mapping[str, Any], build_dir: Path) -> Path:
     source = ROOT / str(properties["CodeUri"])
     target = build_dir / name
@@ -59,6 +101,10 @@ def build_function(name: str, properties: Mapping[str, Any], build_dir: Path) ->
         command = pip_command(requirements, target, str(properties["Runtime"]), architecture)
         subprocess.run(command, check=True)  # noqa: S603 - our own pip, arguments from our template
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(*EXCLUDED), dirs_exist_ok=True)
+    runtime = str(properties["Runtime"])
+    if not compile_bytecode(target, runtime):
+        print(f"{name}: no {runtime} interpreter here (on the PATH, or named by PYTHON3xx): shipped without "
+              "bytecode, so every cold start compiles it")
     return target
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from infra.package import find_python
 from tests.support.aws_calls import code_path
 from tests.support.sam import ROOT
 
@@ -54,31 +53,9 @@ print(json.dumps({"version": list(sys.version_info[:2]), "callable": callable(ha
 """
 
 
-@cache
-def python313() -> tuple[str, dict[str, str]] | None:
-    """A Python 3.13 interpreter (its real path, not a shim) and the environment to start it with, or None."""
-    candidate = os.environ.get("PYTHON313") or shutil.which("python3.13")
-    if candidate is None:
-        return None
-    env = {"PATH": os.environ.get("PATH", "")}
-    if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
-        versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True,  # noqa: S607
-                                  check=False).stdout.split()
-        env["PYENV_VERSION"] = next((version for version in versions if version.startswith("3.13")), "")
-    elif "PYENV_VERSION" in os.environ:
-        env["PYENV_VERSION"] = os.environ["PYENV_VERSION"]
-    probe = "import sys; print(sys.version_info[:2] == (3, 13), sys.executable)"
-    result = subprocess.run([candidate, "-c", probe],  # noqa: S603 - the interpreter the developer has
-                            capture_output=True, text=True, env=env, check=False)
-    answer = result.stdout.split()
-    if result.returncode != 0 or answer[:1] != ["True"]:
-        return None
-    return answer[1], env
-
-
 @pytest.fixture(scope="module")
 def interpreter() -> tuple[str, dict[str, str]]:
-    found = python313()
+    found = find_python("3.13")
     if found is None:
         pytest.skip("no Python 3.13 interpreter (python3.13 on PATH or PYTHON313): the artefact cannot be tried")
     return found
@@ -172,6 +149,24 @@ def test_package_relay_holds_exactly_the_pinned_runtime_dependencies(built_templ
 
     # Then they are the same, version for version: nothing extra, nothing missing
     assert installed == pins
+
+
+def test_package_ships_bytecode_for_the_runtime_that_never_checks_the_source() -> None:
+    # Given the relay's built folder
+    folder = BUILD / "RelayFunction"
+    sources = [path for path in folder.rglob("*.py") if "__pycache__" not in path.parts]
+    assert len(sources) > 100
+
+    # Then every module has its Python 3.13 bytecode beside it, hash-based and unchecked (flags 0b01: Lambda's
+    # read-only code directory is never compiled into, and no source timestamp is compared on import)
+    missing, checked = [], []
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        if not compiled.is_file():
+            missing.append(str(source.relative_to(folder)))
+        elif int.from_bytes(compiled.read_bytes()[4:8], "little") != 0b01:
+            checked.append(str(compiled.relative_to(folder)))
+    assert (missing, checked) == ([], [])
 
 
 def test_package_has_no_compiled_extensions() -> None:
