@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -286,3 +287,43 @@ def test_new_sender_is_allowed_through_the_link_in_the_approval_mail(local_relay
         texts.append(str(plain.get_content()).strip())
     assert sorted(texts) == ["And the garage too.", "Yes it is."]
     assert _json(local_relay, "service", "show", service.code)["addresses"] == [owner, colleague]
+
+
+def _api(relay: LocalRelay, method: str, path: str, body: dict[str, Any] | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(relay.api_url + path, data=data, method=method,  # noqa: S310 - loopback
+                                     headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_marketplace_api_on_loopback_registers_a_service_the_relay_then_serves(local_relay: LocalRelay,
+                                                                              maildirs: Path) -> None:
+    # Given local mode's HTTP API (unsigned on loopback; SigV4 on AWS)
+    owner = unique_address("owner", "flats.example")
+    registration = {"addresses": [owner], "name": "Flats by the API", "context": {"listing": "88"}}
+    key = {"idempotency-key": f"listing-88-{owner}"}
+
+    # When the marketplace registers a listing twice with the same key, and once more with another body
+    created = _api(local_relay, "POST", "/services", registration, key)
+    replayed = _api(local_relay, "POST", "/services", registration, key)
+    conflict = _api(local_relay, "POST", "/services", {**registration, "name": "Other"}, key)
+
+    # Then it is created once (201, then 200 with the same service), and the reused key is refused (409)
+    assert created[0] == 201
+    assert replayed == (200, created[1])
+    assert conflict[0] == 409
+    address = created[1]["address"]
+
+    # And mail to the address it answered reaches the owner over SMTP, and its stats are one GET away
+    user = unique_address("jane", "real-user.example")
+    _write(local_relay, user, address)
+    [copy] = mailbox(maildirs, owner)
+    assert parsed(copy)["To"].addresses[0].addr_spec == owner
+    status, stats = _api(local_relay, "GET", f"/services/{urllib.parse.quote(address)}/stats")
+    assert (status, stats["conversations"]) == (200, 1)
+    assert _api(local_relay, "GET", "/services/service-0000000000000000/stats")[0] == 404

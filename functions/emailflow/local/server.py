@@ -34,6 +34,7 @@ from moto.server import ThreadedMotoServer
 
 from emailflow import wiring
 from emailflow.adapters.s3 import S3MailStore
+from emailflow.api import handle as handle_api
 from emailflow.approval_pages import handle_approval
 from emailflow.client import Relay
 from emailflow.codes import CodeBook
@@ -107,6 +108,8 @@ class LocalRelay:
         """The local new-sender approval page (what approval mails link to)."""
         self.download_url = ""
         """The local oversize mail downloads (what link mails link to, ``<url>/<token>``)."""
+        self.api_url = ""
+        """The local marketplace HTTP API (``POST <url>/services``, ...; unsigned: loopback only)."""
         self.outputs: dict[str, str] = {}
 
     # -- life cycle -------------------------------------------------------------------------------------------
@@ -126,10 +129,11 @@ class LocalRelay:
         options = self.options
         _check_port_free(options.host, options.smtp_port)  # before seconds of start-up, not after them
         region = self._start_emulator()
-        pages = PageServer(EMULATOR_HOST, self._approval_page, self._download)
+        pages = PageServer(EMULATOR_HOST, approval=self._approval_page, download=self._download, api=self._api,
+                           account=ACCOUNT_ID)
         pages.start()
         self._cleanup.callback(pages.stop)
-        self.approval_url, self.download_url = pages.approval_url, pages.download_url
+        self.approval_url, self.download_url, self.api_url = pages.approval_url, pages.download_url, pages.api_url
         stack = deploy_locally(
             {"DomainName": options.domain, **({"BrandName": options.brand} if options.brand else {}),
              "NewSenderApprovals": "true", "ApprovalUrl": pages.approval_url, "DownloadUrl": pages.download_url},
@@ -239,6 +243,18 @@ class LocalRelay:
             with self._function_output():
                 store = S3MailStore(self.settings.inbound_bucket, self.settings.inbound_prefix)
                 return handle_download(event, wiring.keyring, lambda: store, int(time.time())).as_proxy_result()
+
+        return self._executor.submit(answer).result()
+
+    def _api(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One request of the marketplace API, run as its function would be, on the one worker."""
+        if self._executor is None:
+            return {"statusCode": 503, "headers": {}, "body": "starting"}
+        settings = self.settings
+
+        def answer() -> dict[str, Any]:
+            with self._function_output():
+                return handle_api(event, ACCOUNT_ID, lambda: Relay.from_settings(settings)).as_proxy_result()
 
         return self._executor.submit(answer).result()
 
@@ -356,6 +372,6 @@ def run(options: LocalOptions, announce: Callable[[str], None], stop: threading.
         where = f"smarthost {options.smarthost[0]}:{options.smarthost[1]}" if options.smarthost else \
             f"mailbox={relay.mailbox}"
         announce(f"emailflow local ready: smtp={relay.smtp_host}:{relay.smtp_port} domain={relay.settings.domain} "
-                 f"stack={options.stack_name} {where}")
+                 f"stack={options.stack_name} {where} api={relay.api_url}")
         while not stop.wait(0.5):
             pass
