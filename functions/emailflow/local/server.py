@@ -222,41 +222,32 @@ class LocalRelay:
         return LocalInbound(bucket=self.settings.inbound_bucket, prefix=self.settings.inbound_prefix,
                             lambda_action=lambda_action, s3=s3, verdicts=dict(self.options.verdicts))
 
-    def _approval_page(self, event: dict[str, Any]) -> dict[str, Any]:
-        """One request of the approval page, run as the approval function would be, on the one worker."""
+    def _on_worker(self, page: Callable[[], Any]) -> dict[str, Any]:
+        """Answer one HTTP request as its function would, on the one worker: ``page()``'s proxy result."""
         if self._executor is None:
             return {"statusCode": 503, "headers": {}, "body": "starting"}
-        settings = self.settings
 
-        def page() -> dict[str, Any]:
+        def answer() -> dict[str, Any]:
             with self._function_output():
-                return handle_approval(event, lambda: Relay.from_settings(settings)).as_proxy_result()
+                result: dict[str, Any] = page().as_proxy_result()
+                return result
 
-        return self._executor.submit(page).result()
+        return self._executor.submit(answer).result()
+
+    def _approval_page(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One request of the approval page (the approval function)."""
+        return self._on_worker(lambda: handle_approval(event, lambda: Relay.from_settings(self.settings)))
 
     def _download(self, event: dict[str, Any]) -> dict[str, Any]:
-        """One click on an oversize link, run as the downloads function would be, on the one worker."""
-        if self._executor is None:
-            return {"statusCode": 503, "headers": {}, "body": "starting"}
+        """One click on an oversize link (the downloads function)."""
+        def store() -> S3MailStore:
+            return S3MailStore(self.settings.inbound_bucket, self.settings.inbound_prefix)
 
-        def answer() -> dict[str, Any]:
-            with self._function_output():
-                store = S3MailStore(self.settings.inbound_bucket, self.settings.inbound_prefix)
-                return handle_download(event, wiring.keyring, lambda: store, int(time.time())).as_proxy_result()
-
-        return self._executor.submit(answer).result()
+        return self._on_worker(lambda: handle_download(event, wiring.keyring, store, int(time.time())))
 
     def _api(self, event: dict[str, Any]) -> dict[str, Any]:
-        """One request of the marketplace API, run as its function would be, on the one worker."""
-        if self._executor is None:
-            return {"statusCode": 503, "headers": {}, "body": "starting"}
-        settings = self.settings
-
-        def answer() -> dict[str, Any]:
-            with self._function_output():
-                return handle_api(event, ACCOUNT_ID, lambda: Relay.from_settings(settings)).as_proxy_result()
-
-        return self._executor.submit(answer).result()
+        """One request of the marketplace API (the API function)."""
+        return self._on_worker(lambda: handle_api(event, ACCOUNT_ID, lambda: Relay.from_settings(self.settings)))
 
     def settle(self) -> None:
         """Wait until every invocation and delivery queued so far is done (tests, after a CLI command sent mail)."""
