@@ -3,8 +3,9 @@
 Every module imported at the top of a handler is paid for on every cold start (benchmarks/bench_coldstart.py,
 issue 11's import budget), and on Python 3.11 each frozen dataclass a module defines costs ~1 ms of it.
 
-- Error mails (``notices``), the off-platform signal (``signals``) and new senders held for approval (``senders``)
-  are imported where they are used; so is ``email.policy``, which each of them pulls in.
+- Error mails (``notices``), the off-platform signal (``signals``), new senders held for approval (``senders``) and
+  the download link of an oversize message (``downloads``, with the signed tokens of ``links``) are imported where
+  they are used; so is ``email.policy``, which the first three pull in.
 - The bounces function writes a notice only for a bounce: it leaves out ``notices`` and what only a notice needs
   (``rewrite``, ``message``, the loop marker) until one is written, and the relay's receipt event types
   (``events``) altogether.
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
-RARE = ("emailflow.signals", "emailflow.senders", "email.policy")
+RARE = ("emailflow.signals", "emailflow.senders", "emailflow.downloads", "emailflow.links", "email.policy")
 OPERATOR = ("emailflow.operations", "emailflow.services", "emailflow.stored")
 """Modules no handler needs: the CLI's, the API's and local mode's."""
 NOTICES = ("emailflow.notices",)
