@@ -19,7 +19,7 @@ from emailflow.model import DeliveryKey, Service
 from emailflow.outcomes import Reason, RelayOutcome
 from emailflow.ports import ApprovalStore, Directory
 from emailflow.relay import RelayContext, relay_inbound
-from emailflow.senders import HeldMessage, HoldState, LaterMessage, read_approval_token
+from emailflow.senders import HeldMessage, HoldState, read_approval_token
 
 
 class ApprovalError(ValueError):
@@ -88,8 +88,7 @@ def approve_sender(store: ApprovalDirectory, context: RelayContext, token: str) 
                     later_outcomes=tuple(result for result in later if result is not None))
 
 
-def _relay_held(store: ApprovalDirectory, context: RelayContext,
-                held: HeldMessage | LaterMessage) -> RelayOutcome | None:
+def _relay_held(store: ApprovalDirectory, context: RelayContext, held: HeldMessage) -> RelayOutcome | None:
     """Run a held message through the relay as SES would; None: it was relayed before (an earlier click)."""
     if not store.reopen_delivery(DeliveryKey(held.inbound_message_id, held.recipient), Reason.STRANGER_HELD.value):
         return None

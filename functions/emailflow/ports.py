@@ -19,7 +19,7 @@ from emailflow.model import (
 
 if TYPE_CHECKING:  # annotations only: senders (and email.policy) is not imported by every cold start
     from emailflow.feedback import AddressHealth, SentRecord
-    from emailflow.senders import HeldMessage, LaterMessage
+    from emailflow.senders import HeldMessage
 
 
 class EventError(ValueError):
@@ -209,8 +209,9 @@ class ApprovalStore(Protocol):
         """Move a pending, unexpired hold to approved, once; False if it was not pending (used, expired)."""
         ...
 
-    def close_hold(self, held: HeldMessage) -> list[LaterMessage]:
-        """Keep no more messages with ``held``'s approval, and return those kept (again, on a repeat)."""
+    def close_hold(self, held: HeldMessage) -> list[HeldMessage]:
+        """Keep no more messages with ``held``'s approval, and return those kept (again, on a repeat): each as
+        ``held`` for its stored mail (``senders.kept_with``)."""
         ...
 
     def reopen_delivery(self, delivery: DeliveryKey, reason: str) -> bool:

@@ -12,8 +12,8 @@ pending links); the hold id is keyed and unguessable, the record is the one-time
 ``pending`` to ``approved`` under a condition), the HMAC and expiry make a guessed or edited link fail without a
 read.
 One approval mail per (service, new address) at a time: further messages from the same address while one is
-pending are kept with it (``LaterMessage``, at most ``MAX_LATER_MESSAGES``) and relayed when it is allowed; no
-further approval mail is sent for them.
+pending are kept with it (at most ``MAX_LATER_MESSAGES``: which stored mail, to whom, SES's verdicts) and relayed
+when it is allowed; no further approval mail is sent for them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import base64
 import hashlib
 import hmac
 import html
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, formatdate, make_msgid
@@ -71,16 +72,17 @@ MAX_LATER_MESSAGES = 9
 colleague's replies over three days, bounded so that a pending approval cannot be used to pile up mail."""
 
 
-@dataclass(frozen=True, slots=True)
-class LaterMessage:
-    """Another message from a new sender whose approval is pending, kept with it (the raw mail stays in S3)."""
+def held_mail(held: HeldMessage) -> dict[str, str]:
+    """What a message kept with a pending approval adds to it: which stored mail, to whom, with SES's verdicts."""
+    return {"inbound_message_id": held.inbound_message_id, "recipient": held.recipient,
+            "envelope_sender": held.envelope_sender, "spf": held.spf, "dkim": held.dkim, "spam": held.spam}
 
-    inbound_message_id: str
-    recipient: str
-    envelope_sender: str
-    spf: str
-    dkim: str
-    spam: str
+
+def kept_with(held: HeldMessage, mail: Mapping[str, str]) -> HeldMessage:
+    """A message kept with ``held``'s approval (``held_mail``'s fields): ``held`` for that stored mail (same service,
+    same sender)."""
+    return replace(held, inbound_message_id=mail["inbound_message_id"], recipient=mail["recipient"],
+                   envelope_sender=mail["envelope_sender"], spf=mail["spf"], dkim=mail["dkim"], spam=mail["spam"])
 
 
 def hold_id_for(keyring: Keyring, inbound_message_id: str, recipient: str) -> str:

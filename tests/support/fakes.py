@@ -40,7 +40,7 @@ from emailflow.ports import (
     mail_bytes,
 )
 from emailflow.relay import RelayContext
-from emailflow.senders import HeldMessage, HoldState, LaterMessage
+from emailflow.senders import HeldMessage, HoldState, held_mail, kept_with
 from emailflow.services import PriorRegistration, RegistrationRequest
 
 DOMAIN = "relay.example"
@@ -110,8 +110,9 @@ class InMemoryDirectory:
         self.held: dict[str, HeldMessage] = {}
         self.hold_guards: dict[tuple[str, str], tuple[int, str]] = {}
         """(service code, sender key) -> (expires_at, hold id): one pending approval per new sender (HOLDFOR)."""
-        self.kept_later: dict[tuple[str, str], list[LaterMessage]] = {}
-        """(service code, sender key) -> messages kept with its pending approval (the guard's ``later`` list)."""
+        self.kept_later: dict[tuple[str, str], list[dict[str, str]]] = {}
+        """(service code, sender key) -> the stored-mail fields of each message kept with its pending approval (the
+        guard's ``later`` list)."""
         self.closed_guards: set[tuple[str, str]] = set()
         self.registrations: dict[str, tuple[PriorRegistration, int]] = {}
         """key digest -> (what it created, expires_at): the REQ items."""
@@ -435,17 +436,16 @@ class InMemoryDirectory:
         if guard is None or guard[0] <= int(self._clock()) or guard[1] == held.hold_id or \
                 guard_key in self.closed_guards or len(kept) >= limit:
             return False
-        kept.append(LaterMessage(held.inbound_message_id, held.recipient, held.envelope_sender, held.spf, held.dkim,
-                                 held.spam))
+        kept.append(held_mail(held))
         return True
 
-    def close_hold(self, held: HeldMessage) -> list[LaterMessage]:
+    def close_hold(self, held: HeldMessage) -> list[HeldMessage]:
         guard_key = (held.service_code, held.sender_key)
         guard = self.hold_guards.get(guard_key)
         if guard is None or guard[1] != held.hold_id:
             return []
         self.closed_guards.add(guard_key)
-        return list(self.kept_later.get(guard_key, []))
+        return [kept_with(held, mail) for mail in self.kept_later.get(guard_key, [])]
 
     def get_held(self, hold_id: str) -> HeldMessage | None:
         self.reads += 1

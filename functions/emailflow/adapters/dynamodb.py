@@ -50,15 +50,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from emailflow.feedback import AddressHealth, SentRecord
-    from emailflow.senders import HeldMessage, LaterMessage
+    from emailflow.senders import HeldMessage
     from emailflow.services import PriorRegistration, RegistrationRequest
 
 Item = dict[str, Any]
 SERVICES_INDEX = "services"
 """The sparse GSI (``listing``, ``created_at``) over service items (template.yaml)."""
 _MAX_BATCH_ATTEMPTS = 5
-_HELD_MAIL = ("inbound_message_id", "recipient", "envelope_sender", "spf", "dkim", "spam")
-"""What a held message is to the relay (``senders.LaterMessage``): which stored mail, to whom, with SES's verdicts."""
 
 
 def service_key(code: str) -> Item:
@@ -809,7 +807,9 @@ class DynamoDirectory:
     def hold_later(self, held: HeldMessage, sender_key: str, limit: int) -> bool:
         """One conditional ``UpdateItem`` that appends to the list on the pending-approval guard: no read. A repeat
         after a lost answer may append the same message twice; allowing relays it once (its delivery claim)."""
-        entry = {"M": {name: {"S": str(getattr(held, name))} for name in _HELD_MAIL}}
+        from emailflow.senders import held_mail  # noqa: PLC0415 - see hold_message
+
+        entry = {"M": {name: {"S": value} for name, value in held_mail(held).items()}}
         with _Once() as once:
             self._client.update_item(
                 TableName=self._table, Key=hold_guard_key(held.service_code, sender_key),
@@ -821,8 +821,8 @@ class DynamoDirectory:
                                            ":now": _num(int(self._clock())), ":limit": _num(limit)})
         return once.applied
 
-    def close_hold(self, held: HeldMessage) -> list[LaterMessage]:
-        from emailflow.senders import LaterMessage  # noqa: PLC0415 - see hold_message
+    def close_hold(self, held: HeldMessage) -> list[HeldMessage]:
+        from emailflow.senders import kept_with  # noqa: PLC0415 - see hold_message
 
         if not held.sender_key:
             return []
@@ -838,7 +838,7 @@ class DynamoDirectory:
             raise RelayFault("could not close the pending approval") from exc
         except BotoCoreError as exc:
             raise RelayFault("could not close the pending approval") from exc
-        return [LaterMessage(**{name: str(entry["M"][name]["S"]) for name in _HELD_MAIL})
+        return [kept_with(held, {name: str(value["S"]) for name, value in entry["M"].items()})
                 for entry in answer["Attributes"].get("later", {}).get("L", [])]
 
     def approve_held(self, hold_id: str, now: int) -> bool:
