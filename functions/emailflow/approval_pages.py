@@ -24,18 +24,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from emailflow.approvals import Approval, ApprovalError, PendingApproval
+from emailflow.links import html_page
 from emailflow.ports import RelayFault
 
 ROUTES = ("GET /senders/allow", "POST /senders/allow")
 _MAX_FORM_BYTES = 4096
-_HEADERS = {
-    "content-type": "text/html; charset=utf-8",
-    "cache-control": "no-store",
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-}
+_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 
 
 class Approvals(Protocol):
@@ -55,15 +49,11 @@ class Page:
     """When set, the page carries the confirmation button that POSTs this token."""
 
     def as_proxy_result(self) -> dict[str, Any]:
-        body = "".join(f"<p>{html.escape(text)}</p>" for text in self.paragraphs)
-        if self.form_token is not None:
-            body += ('<form method="post" action="allow"><input type="hidden" name="token" value="'
-                     f'{html.escape(self.form_token, quote=True)}"><button type="submit">Allow</button></form>')
-        document = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-                    f'content="width=device-width"><title>{html.escape(self.title)}</title></head><body '
-                    f'style="font-family:sans-serif;max-width:40em;margin:2em auto"><h1>{html.escape(self.title)}'
-                    f"</h1>{body}</body></html>")
-        return {"statusCode": self.status, "headers": dict(_HEADERS), "isBase64Encoded": False, "body": document}
+        form = "" if self.form_token is None else (
+            '<form method="post" action="allow"><input type="hidden" name="token" value="'
+            f'{html.escape(self.form_token, quote=True)}"><button type="submit">Allow</button></form>')
+        return html_page(self.status, self.title, self.paragraphs, content_security_policy=_CONTENT_SECURITY_POLICY,
+                         form=form)
 
 
 def _gone(reason: str) -> Page:

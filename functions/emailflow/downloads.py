@@ -16,14 +16,13 @@ first, is harmless: a download changes nothing.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emailflow.codes import Keyring
 from emailflow.config import ConfigurationError
-from emailflow.links import TokenError, read_signed_token, signed_token
+from emailflow.links import PAGE_HEADERS, TokenError, html_page, read_signed_token, signed_token
 from emailflow.ports import RelayFault
 
 ROUTE = "GET /mail/{token}"
@@ -32,11 +31,7 @@ COPY_SUFFIX = ".eml"
 REDIRECT_SECONDS = 300
 """Lifetime of the presigned URL a click is redirected to: long enough to start the download, short enough that
 a leaked copy of it is worthless, well inside any role session."""
-_HEADERS = {
-    "cache-control": "no-store",
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-}
+_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 class CopyStore(Protocol):
@@ -65,16 +60,10 @@ class DownloadAnswer:
     text: str = ""
 
     def as_proxy_result(self) -> dict[str, Any]:
-        headers = dict(_HEADERS)
         if self.location:
-            headers["location"] = self.location
-            return {"statusCode": self.status, "headers": headers, "isBase64Encoded": False, "body": ""}
-        headers["content-type"] = "text/html; charset=utf-8"
-        headers["content-security-policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-        body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}'
-                f'</title></head><body style="font-family:sans-serif;max-width:40em;margin:2em auto"><h1>'
-                f"{html.escape(self.title)}</h1><p>{html.escape(self.text)}</p></body></html>")
-        return {"statusCode": self.status, "headers": headers, "isBase64Encoded": False, "body": body}
+            return {"statusCode": self.status, "headers": {**PAGE_HEADERS, "location": self.location},
+                    "isBase64Encoded": False, "body": ""}
+        return html_page(self.status, self.title, (self.text,), content_security_policy=_CONTENT_SECURITY_POLICY)
 
 
 def handle_download(event: Mapping[str, Any], keyring: Callable[[], Keyring], store: Callable[[], CopyStore],

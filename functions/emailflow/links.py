@@ -6,7 +6,11 @@ HMAC (SHA-256, truncated to 128 bits) is keyed with the relay's code secret and 
 token is refused without a store read, and an expired one is refused by its own expiry. Any key of the keyring
 verifies: a rotation does not kill links already mailed (docs/operations.md).
 
-Pure: no I/O. ``emailflow.senders`` (new-sender approvals) and ``emailflow.downloads`` (oversize mail) use it.
+The pages themselves answer in one way too (``html_page``, ``PAGE_HEADERS``): nothing a page answers is cached,
+and the token in its URL is not passed on to other sites as a referrer.
+
+Pure: no I/O. ``emailflow.senders`` and ``emailflow.approval_pages`` (new-sender approvals) and
+``emailflow.downloads`` (oversize mail) use it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from emailflow.codes import Keyring
 
@@ -50,3 +57,21 @@ def read_signed_token(keyring: Keyring, purpose: str, token: str, now: int, what
     if now >= expires_at:
         raise TokenError(f"this {what.partition(' ')[2]} has expired")
     return subject
+
+
+PAGE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer", "x-content-type-options": "nosniff"}
+"""On every answer of a page a mail links to, redirects included."""
+
+
+def html_page(status: int, title: str, paragraphs: Sequence[str], *, content_security_policy: str,
+              form: str = "") -> dict[str, Any]:
+    """A small HTML page as an API Gateway proxy result: the title, the paragraphs (escaped here) and ``form``
+    (markup the caller built and escaped)."""
+    body = "".join(f"<p>{html.escape(text)}</p>" for text in paragraphs) + form
+    document = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+                f'content="width=device-width"><title>{html.escape(title)}</title></head><body '
+                f'style="font-family:sans-serif;max-width:40em;margin:2em auto"><h1>{html.escape(title)}'
+                f"</h1>{body}</body></html>")
+    headers = {"content-type": "text/html; charset=utf-8", **PAGE_HEADERS,
+               "content-security-policy": content_security_policy}
+    return {"statusCode": status, "headers": headers, "isBase64Encoded": False, "body": document}
